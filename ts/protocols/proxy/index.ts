@@ -1,0 +1,18 @@
+export * from './types.js';
+export * as PP2 from './constants.js';
+export { crc32c } from './crc32c.js';
+export { ProxyHeader } from './header.js';
+export { ProxyProtocolDecoder, ProxyProtocolParser } from './parser.js';
+export type { SignatureMatch } from './parser.js';
+export {
+  alpnTlv,
+  authorityTlv,
+  awsVpceTlv,
+  azureLinkIdTlv,
+  gcpPscTlv,
+  netnsTlv,
+  noopTlv,
+  sslTlv,
+  uniqueIdTlv,
+} from './tlv.js';
+export type { ISslTlvInit } from './tlv.js';
