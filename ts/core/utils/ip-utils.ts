@@ -1,0 +1,76 @@
+/**
+ * Address lists (trust lists, allow/block lists) on net.BlockList. Entries are IPs or CIDRs,
+ * IPv4 or IPv6; IPv4-mapped IPv6 (::ffff:a.b.c.d) is unmapped on both sides, so one entry
+ * matches a client however the socket reports it.
+ */
+import net from 'node:net';
+import { unmapIPv4 } from '../../protocols/ip-address.js';
+
+/** "::ffff:1.2.3.4" → "1.2.3.4"; strips a zone id ("fe80::1%eth0"); anything else unchanged. */
+export function normalizeIP(address: string): string {
+  const zone = address.indexOf('%');
+  return unmapIPv4(zone >= 0 ? address.slice(0, zone) : address);
+}
+
+/** Entries that trust every address on the internet. */
+export function isCatchAll(entry: string): boolean {
+  const e = entry.trim();
+  return e === '*' || /^(0\.0\.0\.0|::|::ffff:0\.0\.0\.0)\/0$/i.test(e);
+}
+
+export interface IParsedEntry {
+  address: string;
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
+}
+
+/** Parses "ip" or "ip/prefix"; returns null when it is neither. */
+export function parseAddressEntry(entry: string): IParsedEntry | null {
+  if (typeof entry !== 'string') return null;
+  const slash = entry.indexOf('/');
+  const rawAddress = normalizeIP(slash < 0 ? entry.trim() : entry.slice(0, slash).trim());
+  const version = net.isIP(rawAddress);
+  if (version === 0) return null;
+  const family = version === 4 ? 'ipv4' : 'ipv6';
+  const max = version === 4 ? 32 : 128;
+  let prefix = max;
+  if (slash >= 0) {
+    const text = entry.slice(slash + 1).trim();
+    if (!/^\d{1,3}$/.test(text)) return null;
+    prefix = Number(text);
+    // A mapped entry's prefix counts the 96-bit ::ffff: part; unmapped, it counts IPv4 bits.
+    const mapped = version === 4 && net.isIPv6(entry.slice(0, slash).trim());
+    if (mapped) prefix -= 96;
+    if (prefix < 0 || prefix > max) return null;
+  }
+  return { address: rawAddress, prefix, family };
+}
+
+/** A matcher over IP/CIDR entries; a bad entry is reported to `onInvalid` and left out. */
+export class IpList {
+  private readonly list = new net.BlockList();
+  public readonly size: number;
+
+  constructor(entries: readonly string[], onInvalid: (entry: unknown, index: number) => void = () => undefined) {
+    entries.forEach((entry, index) => {
+      if (typeof entry === 'string' && entry.trim() === '*') {
+        this.list.addSubnet('0.0.0.0', 0, 'ipv4');
+        this.list.addSubnet('::', 0, 'ipv6');
+        return;
+      }
+      const parsed = parseAddressEntry(entry);
+      if (parsed === null) onInvalid(entry, index);
+      else this.list.addSubnet(parsed.address, parsed.prefix, parsed.family);
+    });
+    this.size = entries.length;
+  }
+
+  /** Whether `address` (as a socket reports it) is in the list. */
+  has(address: string | undefined): boolean {
+    if (address === undefined || this.size === 0) return false;
+    const ip = normalizeIP(address);
+    const version = net.isIP(ip);
+    if (version === 0) return false;
+    return this.list.check(ip, version === 4 ? 'ipv4' : 'ipv6');
+  }
+}

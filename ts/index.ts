@@ -1,0 +1,15 @@
+// Public API. Names here are a contract with users moving from SmartProxy 19/21.
+export { SmartProxy } from './proxies/smart-proxy/smart-proxy.js';
+export { RouteConnectionHandler } from './proxies/smart-proxy/route-connection-handler.js';
+export { ConnectionManager } from './proxies/smart-proxy/connection-manager.js';
+export { RouteManager } from './proxies/smart-proxy/route-manager.js';
+export { collectConfigErrors, DEFAULTS } from './proxies/smart-proxy/config.js';
+export type * from './proxies/smart-proxy/models/interfaces.js';
+export type * from './proxies/smart-proxy/models/route-types.js';
+export { WrappedSocket } from './core/models/wrapped-socket.js';
+export { isWrappedSocket, getUnderlyingSocket } from './core/models/socket-types.js';
+export { IpList, normalizeIP } from './core/utils/ip-utils.js';
+export { SmartProxyError, ConfigError, ProxyProtocolError, TlsParseError, ConnectionError } from './core/errors.js';
+export * from './protocols/proxy/index.js';
+export { readClientHello } from './protocols/tls/client-hello.js';
+export type { ClientHelloResult } from './protocols/tls/client-hello.js';

@@ -1,0 +1,220 @@
+/**
+ * Connection records, counters, deadlines and the one idempotent cleanup every ending goes
+ * through. Deadlines (PROXY header, first data, lifetime) are checked by one sweep timer for the
+ * whole proxy instead of a timer per connection.
+ */
+import type { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { WrappedSocket } from '../../core/models/wrapped-socket.js';
+import type { IProxyHeader } from '../../protocols/proxy/types.js';
+import type { IResolvedConfig, IResolvedRoute } from './config.js';
+import type { IConnectionRecord, IProxyProtocolStatistics, ISmartProxyStatistics } from './models/interfaces.js';
+
+/** Deadline kinds a connection can be waiting under. */
+export type DeadlineKind = 'proxy-header' | 'initial-data';
+
+const SWEEP_MIN_MS = 20;
+const SWEEP_MAX_MS = 1000;
+const SWEEP_DIVISOR = 10;
+
+export class Connection implements IConnectionRecord {
+  id: string;
+  peerIP: string;
+  clientIP: string;
+  clientPort: number;
+  localPort: number;
+  startTime: number;
+  proxyHeader: IProxyHeader | null = null;
+  serverName: string | undefined = undefined;
+  routeName: string | undefined = undefined;
+  closeReason: string | undefined = undefined;
+  bytesFromClient = 0;
+  bytesToClient = 0;
+
+  /** The stream the client's bytes come from: the raw socket, or a TLSSocket when terminating. */
+  clientStream: net.Socket;
+  backend: net.Socket | null = null;
+  /** The stream to the backend: `backend`, or a TLSSocket over it when re-encrypting. */
+  backendStream: net.Socket | null = null;
+  route: IResolvedRoute | null = null;
+  /** IP counted in the per-IP table (so release uses the same key). */
+  countedIP: string | null = null;
+  deadline = 0;
+  deadlineKind: DeadlineKind | null = null;
+  onDeadline: (() => void) | null = null;
+  negotiatedAlpn: string | undefined = undefined;
+  /** Set once the connection reached a backend; before that an ending counts as rejected. */
+  forwarded = false;
+  closed = false;
+
+  constructor(
+    id: string,
+    public readonly wrapped: WrappedSocket,
+    peerIP: string,
+    peerPort: number,
+    localPort: number,
+  ) {
+    this.id = id;
+    this.peerIP = peerIP;
+    this.clientIP = peerIP;
+    this.clientPort = peerPort;
+    this.localPort = localPort;
+    this.startTime = Date.now();
+    this.clientStream = wrapped.socket;
+  }
+}
+
+function emptyProxyStats(): IProxyProtocolStatistics {
+  return { acceptedV1: 0, acceptedV2: 0, local: 0, unknown: 0, rejected: {}, spoofing: 0, timeouts: 0, sent: 0 };
+}
+
+export class ConnectionManager {
+  readonly connections = new Set<Connection>();
+  private readonly perIP = new Map<string, number>();
+  private readonly perRoute = new Map<IResolvedRoute, number>();
+  private readonly idPrefix = randomBytes(6).toString('hex');
+  private nextId = 0;
+  private totalConnections = 0;
+  private rejectedConnections = 0;
+  private bytesFromClients = 0;
+  private bytesToClients = 0;
+  readonly proxyStats = emptyProxyStats();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly sweepInterval: number;
+
+  constructor(
+    private config: IResolvedConfig,
+    private readonly events: EventEmitter,
+  ) {
+    const shortest = Math.min(
+      ...[config.proxyProtocolTimeout, config.initialDataTimeout, config.maxConnectionLifetime].filter((v) => v > 0),
+      SWEEP_MAX_MS * SWEEP_DIVISOR,
+    );
+    this.sweepInterval = Math.max(SWEEP_MIN_MS, Math.min(SWEEP_MAX_MS, Math.floor(shortest / SWEEP_DIVISOR)));
+  }
+
+  /** Starts the deadline sweep (unref'd: it never keeps the process alive). */
+  start(): void {
+    if (this.sweepTimer !== null) return;
+    this.sweepTimer = setInterval(() => this.sweep(), this.sweepInterval);
+    this.sweepTimer.unref();
+  }
+
+  stopSweep(): void {
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+  }
+
+  open(wrapped: WrappedSocket, peerIP: string, peerPort: number, localPort: number): Connection {
+    const conn = new Connection(`${this.idPrefix}-${(this.nextId++).toString(36)}`, wrapped, peerIP, peerPort, localPort);
+    this.connections.add(conn);
+    this.totalConnections++;
+    return conn;
+  }
+
+  /** Counts the connection against its real client IP; false when over maxConnectionsPerIP. */
+  admitIP(conn: Connection): boolean {
+    const limit = this.config.maxConnectionsPerIP;
+    const count = this.perIP.get(conn.clientIP) ?? 0;
+    if (limit > 0 && count >= limit) return false;
+    this.perIP.set(conn.clientIP, count + 1);
+    conn.countedIP = conn.clientIP;
+    return true;
+  }
+
+  connectionsFromIP(ip: string): number {
+    return this.perIP.get(ip) ?? 0;
+  }
+
+  /** Binds the connection to its route; false when the route is at maxConnections. */
+  admitRoute(conn: Connection, route: IResolvedRoute): boolean {
+    const count = this.perRoute.get(route) ?? 0;
+    if (route.maxConnections > 0 && count >= route.maxConnections) return false;
+    this.perRoute.set(route, count + 1);
+    conn.route = route;
+    conn.routeName = route.name;
+    return true;
+  }
+
+  setDeadline(conn: Connection, kind: DeadlineKind, ms: number, onDeadline: () => void): void {
+    if (ms <= 0) return;
+    conn.deadline = Date.now() + ms;
+    conn.deadlineKind = kind;
+    conn.onDeadline = onDeadline;
+  }
+
+  clearDeadline(conn: Connection): void {
+    conn.deadline = 0;
+    conn.deadlineKind = null;
+    conn.onDeadline = null;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    const lifetime = this.config.maxConnectionLifetime;
+    for (const conn of this.connections) {
+      if (conn.deadline !== 0 && now >= conn.deadline) {
+        const fire = conn.onDeadline;
+        this.clearDeadline(conn);
+        fire?.();
+      } else if (lifetime > 0 && now - conn.startTime >= lifetime) {
+        this.close(conn, 'ERR_TIMEOUT_LIFETIME');
+      }
+    }
+  }
+
+  countProxyRejection(code: string): void {
+    this.proxyStats.rejected[code] = (this.proxyStats.rejected[code] ?? 0) + 1;
+  }
+
+  /**
+   * Ends a connection now: both sockets destroyed, counters released, event emitted. Idempotent;
+   * every path (errors, timeouts, graceful close, stop) ends here.
+   */
+  close(conn: Connection, reason: string): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    conn.closeReason = reason;
+    this.clearDeadline(conn);
+    const client = conn.wrapped.socket;
+    if (conn.clientStream !== client) conn.clientStream.destroy();
+    client.destroy();
+    conn.backendStream?.destroy();
+    conn.backend?.destroy();
+    conn.bytesFromClient = client.bytesRead;
+    conn.bytesToClient = client.bytesWritten;
+    this.bytesFromClients += conn.bytesFromClient;
+    this.bytesToClients += conn.bytesToClient;
+    if (!conn.forwarded) this.rejectedConnections++;
+    if (conn.countedIP !== null) {
+      const left = (this.perIP.get(conn.countedIP) ?? 1) - 1;
+      if (left > 0) this.perIP.set(conn.countedIP, left);
+      else this.perIP.delete(conn.countedIP);
+      conn.countedIP = null;
+    }
+    if (conn.route !== null) {
+      const left = (this.perRoute.get(conn.route) ?? 1) - 1;
+      if (left > 0) this.perRoute.set(conn.route, left);
+      else this.perRoute.delete(conn.route);
+    }
+    this.connections.delete(conn);
+    this.events.emit('connection-close', conn);
+  }
+
+  closeAll(reason: string): void {
+    for (const conn of [...this.connections]) this.close(conn, reason);
+  }
+
+  statistics(listeningPorts: number[]): ISmartProxyStatistics {
+    return {
+      activeConnections: this.connections.size,
+      totalConnections: this.totalConnections,
+      rejectedConnections: this.rejectedConnections,
+      bytesFromClients: this.bytesFromClients,
+      bytesToClients: this.bytesToClients,
+      listeningPorts,
+      proxyProtocol: { ...this.proxyStats, rejected: { ...this.proxyStats.rejected } },
+    };
+  }
+}

@@ -1,0 +1,117 @@
+import type { IProxyHeader } from '../../../protocols/proxy/types.js';
+import type { WrappedSocket } from '../../../core/models/wrapped-socket.js';
+import type { IRouteConfig, IRouteSecurity, IRouteTarget } from './route-types.js';
+
+/** Which TLVs a v2 header we send carries. Every field defaults to off. */
+export interface IProxyProtocolTlvOptions {
+  /** AUTHORITY = the client's SNI, when known. */
+  authority?: boolean;
+  /** ALPN = the protocol negotiated with the client (only known when TLS terminates here). */
+  alpn?: boolean;
+  /** UNIQUE_ID = this connection's id. */
+  uniqueId?: boolean;
+  /** SSL = TLS facts (version, cipher, client certificate CN) when TLS terminates here. */
+  ssl?: boolean;
+  /** Append a CRC32C checksum TLV. */
+  crc32c?: boolean;
+  /** Types of TLVs received from the previous hop to copy, in their received order. */
+  passThrough?: number[];
+}
+
+/** Options of a SmartProxy. Durations are milliseconds; 0 disables a timeout. */
+export interface ISmartProxyOptions {
+  routes: IRouteConfig[];
+  /** Address to listen on. Default: every interface (`::`, dual-stack where available). */
+  listenAddress?: string;
+  /** Keep one direction open after the other ended. Default false: when one side ends, both close. */
+  enableHalfOpen?: boolean;
+  /** Deadline for the first client bytes when routing needs them (SNI). Default 30000. */
+  initialDataTimeout?: number;
+  /** Close a connection idle in both directions this long. Default 3600000 (1 h). */
+  inactivityTimeout?: number;
+  /** Close any connection after this long. Default 86400000 (24 h). */
+  maxConnectionLifetime?: number;
+  /** Most concurrent connections per real client IP. Default 0 (no limit). */
+  maxConnectionsPerIP?: number;
+  /** On stop(): how long live connections may drain before they are closed. Default 0. */
+  gracefulShutdownTimeout?: number;
+  /** Fallbacks for routes that leave these out. */
+  defaults?: { target?: Partial<IRouteTarget>; security?: IRouteSecurity };
+
+  /** TCP peers (IPs/CIDRs) whose PROXY headers are believed. Default none. */
+  proxyIPs?: string[];
+  /** Read a PROXY header from trusted peers (and refuse one from anybody else). Default false. */
+  acceptProxyProtocol?: boolean;
+  /** Allow a catch-all entry (`0.0.0.0/0`, `::/0`, `*`) in proxyIPs. Default false. */
+  trustAllProxyIPs?: boolean;
+  /** Deadline for a whole PROXY header, from accept. Default 10000. */
+  proxyProtocolTimeout?: number;
+  /** Largest v2 header accepted, bytes. Default 4096, at most 65551. */
+  proxyProtocolMaxHeaderSize?: number;
+  /** A trusted peer must send a header. Default true; false treats one without a header as a direct client. */
+  proxyProtocolRequired?: boolean;
+  /** Send a PROXY header to every backend (routes may override). Default false. */
+  sendProxyProtocol?: boolean;
+  /** Version sent. Default 1 (what SmartProxy 21 receivers understand). */
+  proxyProtocolVersion?: 1 | 2;
+  /** TLVs of v2 headers sent. Default none. */
+  proxyProtocolTlvs?: IProxyProtocolTlvOptions;
+}
+
+/** One live connection, as statistics, events and hooks see it. */
+export interface IConnectionRecord {
+  /** Unique per process; also the UNIQUE_ID TLV we send. */
+  id: string;
+  wrapped: WrappedSocket;
+  /** TCP peer address (normalised). */
+  peerIP: string;
+  /** Real client address: the PROXY header's source when believed, else the peer. */
+  clientIP: string;
+  clientPort: number;
+  localPort: number;
+  startTime: number;
+  proxyHeader: IProxyHeader | null;
+  serverName: string | undefined;
+  routeName: string | undefined;
+  /** Why it ended (an error code or `client-end`, `backend-end`, ...). */
+  closeReason: string | undefined;
+  bytesFromClient: number;
+  bytesToClient: number;
+}
+
+export interface IProxyProtocolStatistics {
+  acceptedV1: number;
+  acceptedV2: number;
+  /** LOCAL headers (health checks): believed as "use the peer's address". */
+  local: number;
+  /** v1 UNKNOWN, v2 UNSPEC/UNIX: accepted, the peer's address is used. */
+  unknown: number;
+  /** Headers refused, by error code. */
+  rejected: Record<string, number>;
+  /** Untrusted peers that opened with a PROXY signature. */
+  spoofing: number;
+  timeouts: number;
+  /** Headers written to backends. */
+  sent: number;
+}
+
+export interface ISmartProxyStatistics {
+  activeConnections: number;
+  totalConnections: number;
+  /** Connections closed before reaching a backend (security, limits, routing, PROXY errors). */
+  rejectedConnections: number;
+  bytesFromClients: number;
+  bytesToClients: number;
+  listeningPorts: number[];
+  proxyProtocol: IProxyProtocolStatistics;
+}
+
+/** Payload of the `proxy-protocol-error` event. */
+export interface IProxyProtocolErrorEvent {
+  code: string;
+  message: string;
+  peerAddress: string;
+  peerPort: number;
+  localPort: number;
+  trusted: boolean;
+}

@@ -1,0 +1,81 @@
+import type { IProxyProtocolTlvOptions } from './interfaces.js';
+
+/** A port range, both ends included. */
+export interface IPortRange {
+  from: number;
+  to: number;
+}
+
+export type TPortSpec = number | Array<number | IPortRange>;
+
+export interface IRouteMatch {
+  /** Listening port(s): a number, a list, or ranges `{ from, to }`. */
+  ports: TPortSpec;
+  /**
+   * SNI host names: exact (`api.example.com`), wildcard (`*.example.com`: any sub-domain, not the
+   * apex), or `*` (anything, including no SNI). Case-insensitive. Absent: matches with or without SNI.
+   */
+  domains?: string | string[];
+  /** Real client addresses (IPs and CIDRs) this route is for. Absent: every client. */
+  clientIp?: string[];
+}
+
+export interface IRouteTarget {
+  /** Backend host; an array round-robins across hosts. */
+  host: string | string[];
+  port: number;
+}
+
+export type TTlsMode = 'passthrough' | 'terminate' | 'terminate-and-reencrypt';
+
+export interface IRouteTls {
+  /**
+   * `passthrough`: route on SNI, forward TLS bytes untouched. `terminate`: TLS ends here (needs
+   * `certificate`), plain bytes to the target. `terminate-and-reencrypt`: TLS ends here and a new
+   * TLS connection goes to the target.
+   */
+  mode: TTlsMode;
+  /** PEM key and certificate chain; required for `terminate` and `terminate-and-reencrypt`. */
+  certificate?: { key: string; cert: string };
+  /** ALPN protocols offered to clients when terminating, in preference order. */
+  alpnProtocols?: string[];
+  /** TLS to the target (`terminate-and-reencrypt`). */
+  backend?: {
+    /** Verify the target's certificate. Default true. */
+    rejectUnauthorized?: boolean;
+    /** PEM CA bundle to verify the target with. */
+    ca?: string;
+    /** SNI sent to the target. Default: the client's SNI, else the target host. */
+    servername?: string;
+  };
+}
+
+export interface IRouteSecurity {
+  /** Only these real client addresses (IPs/CIDRs) may use the route. */
+  ipAllowList?: string[];
+  /** These real client addresses are refused (checked before the allow list). */
+  ipBlockList?: string[];
+  /** Most concurrent connections on this route. 0 or absent: no limit. */
+  maxConnections?: number;
+}
+
+/** Per-route PROXY header sending: `true` uses the global version and TLVs. */
+export type TSendProxyProtocol = boolean | { version?: 1 | 2; tlvs?: IProxyProtocolTlvOptions };
+
+export interface IRouteAction {
+  type: 'forward';
+  target: IRouteTarget;
+  tls?: IRouteTls;
+  security?: IRouteSecurity;
+  /** Overrides the global `sendProxyProtocol` for this route. */
+  sendProxyProtocol?: TSendProxyProtocol;
+}
+
+export interface IRouteConfig {
+  /** Unique name; used in errors, statistics and events. */
+  name: string;
+  /** Higher wins when several routes match. Default 0; ties keep declaration order. */
+  priority?: number;
+  match: IRouteMatch;
+  action: IRouteAction;
+}
