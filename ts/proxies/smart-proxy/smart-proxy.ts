@@ -24,6 +24,7 @@ export class SmartProxy extends EventEmitter {
   public readonly routeConnectionHandler: RouteConnectionHandler;
   private readonly config: IResolvedConfig;
   private readonly servers = new Map<number, net.Server>();
+  private readonly closingServers = new Set<Promise<void>>();
   private started = false;
 
   /** Validates everything now: a bad option or route throws a ConfigError naming the field. */
@@ -78,11 +79,19 @@ export class SmartProxy extends EventEmitter {
     });
   }
 
+  /**
+   * Stops accepting on a port at once. The returned promise settles only when the connections
+   * accepted there are gone too (net.Server semantics), so stop() awaits it and updateRoutes
+   * does not.
+   */
   private closeServer(port: number): Promise<void> {
     const server = this.servers.get(port);
     this.servers.delete(port);
     if (server === undefined) return Promise.resolve();
-    return new Promise((resolve) => server.close(() => resolve()));
+    const done = new Promise<void>((resolve) => server.close(() => resolve()));
+    this.closingServers.add(done);
+    void done.then(() => this.closingServers.delete(done));
+    return done;
   }
 
   /**
@@ -96,9 +105,8 @@ export class SmartProxy extends EventEmitter {
     this.options.routes = routes;
     if (!this.started) return;
     const wanted = new Set(manager.ports());
-    const closing = [...this.servers.keys()].filter((port) => !wanted.has(port)).map((port) => this.closeServer(port));
-    const opening = [...wanted].filter((port) => !this.servers.has(port)).map((port) => this.listen(port));
-    await Promise.all([...closing, ...opening]);
+    for (const port of [...this.servers.keys()]) if (!wanted.has(port)) void this.closeServer(port);
+    await Promise.all([...wanted].filter((port) => !this.servers.has(port)).map((port) => this.listen(port)));
   }
 
   /**
@@ -106,7 +114,7 @@ export class SmartProxy extends EventEmitter {
    * closes the rest. Afterwards no socket, timer or record of this proxy is left.
    */
   async stop(): Promise<void> {
-    const closing = [...this.servers.keys()].map((port) => this.closeServer(port));
+    for (const port of [...this.servers.keys()]) void this.closeServer(port);
     const drainMs = this.config.gracefulShutdownTimeout;
     if (drainMs > 0 && this.connectionManager.connections.size > 0) {
       await new Promise<void>((resolve) => {
@@ -124,7 +132,7 @@ export class SmartProxy extends EventEmitter {
     }
     this.connectionManager.closeAll('proxy-stopped');
     this.connectionManager.stopSweep();
-    await Promise.all(closing);
+    await Promise.all(this.closingServers);
     this.started = false;
   }
 
