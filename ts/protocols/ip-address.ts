@@ -2,7 +2,7 @@
  * IP address text <-> bytes, strict and allocation-light. Pure: no node:net here, so the
  * protocol layer stays free of sockets (ts/core/utils/ip-utils.ts builds trust lists on net).
  */
-import { CHAR_0, CHAR_9, CHAR_DOT } from './proxy/constants.js';
+import { CHAR_0, CHAR_9, CHAR_COLON, CHAR_DOT } from './proxy/constants.js';
 
 const IPV4_OCTETS = 4;
 const IPV6_GROUPS = 8;
@@ -82,6 +82,45 @@ function parseIPv6Groups(part: string, out: Uint8Array, groupIndex: number, allo
     g++;
   }
   return g - groupIndex;
+}
+
+/**
+ * Checks IPv6 text in bytes [start, end) without allocating: 1–4 hex digit groups, at most one
+ * "::", an optional dotted-quad tail counting as two groups, no zone id.
+ */
+export function isIPv6Bytes(buf: Uint8Array, start: number, end: number): boolean {
+  const length = end - start;
+  if (length < 2 || length > 45) return false;
+  let groups = 0;
+  let compressed = false;
+  let i = start;
+  if (buf[i] === CHAR_COLON) {
+    if (buf[i + 1] !== CHAR_COLON) return false;
+    compressed = true;
+    i += 2;
+  }
+  while (i < end) {
+    const groupStart = i;
+    while (i < end && hexValue(buf[i]) >= 0) i++;
+    if (i < end && buf[i] === CHAR_DOT) {
+      if (parseIPv4Bytes(buf, groupStart, end) < 0) return false;
+      groups += 2;
+      break;
+    }
+    const digits = i - groupStart;
+    if (digits === 0 || digits > MAX_HEX_GROUP_DIGITS) return false;
+    groups++;
+    if (i === end) break;
+    if (buf[i] !== CHAR_COLON) return false;
+    i++;
+    if (i === end) return false;
+    if (buf[i] === CHAR_COLON) {
+      if (compressed) return false;
+      compressed = true;
+      i++;
+    }
+  }
+  return compressed ? groups <= IPV6_GROUPS - 1 : groups === IPV6_GROUPS;
 }
 
 /** Parses IPv6 text (with "::" and an optional dotted-quad tail; no zone id) into 16 bytes, or null. */

@@ -1,3 +1,4 @@
+import { formatIPv4, formatIPv6 } from '../ip-address.js';
 import * as C from './constants.js';
 import { decodeAwsVpceId, decodeAzureLinkId, decodeGcpPscConnectionId, decodeSsl, walkTlvs } from './tlv.js';
 import type {
@@ -13,22 +14,86 @@ import type {
 
 const NO_TLVS: readonly ITlv[] = Object.freeze([]);
 
+/** Where a header's addresses live until first asked for. */
+export enum AddressLayout {
+  /** Given as values (generated headers, LOCAL, UNSPEC, UNKNOWN, UNIX). */
+  Values = 0,
+  /** v1 text: [start, end) offsets of the two address fields in `raw`. */
+  V1Text = 1,
+  /** v2 INET: 4+4 address bytes and 2+2 port bytes at offset 16 of `raw`. */
+  V2Inet = 2,
+  /** v2 INET6: 16+16 address bytes and 2+2 port bytes at offset 16 of `raw`. */
+  V2Inet6 = 3,
+}
+
+const V2_ADDRESSES = C.V2_FIXED_LENGTH;
+
 /**
- * A parsed header. TLVs stay as one validated byte range until first asked for, so a header
- * with TLVs costs the parser about what one without them does.
+ * A parsed header. Address strings and TLVs stay as validated byte ranges of the input until
+ * first asked for, so the parse itself converts nothing to strings. The header keeps a view of
+ * the input buffer: do not reuse that buffer while the header is in use.
  */
 export class ProxyHeader implements IProxyHeader {
   private tlvList: readonly ITlv[] | undefined;
+  private src: ProxyAddress | null | undefined;
+  private dst: ProxyAddress | null | undefined;
 
   constructor(
     public readonly version: 1 | 2,
     public readonly command: ProxyCommand,
     public readonly family: ProxyFamily,
     public readonly transport: ProxyTransport,
-    public readonly source: ProxyAddress | null,
-    public readonly destination: ProxyAddress | null,
-    private readonly tlvArea: Buffer | null = null,
-  ) {}
+    /** Bytes the header took on the wire. */
+    public readonly length: number,
+    private readonly tlvArea: Buffer | null,
+    private readonly layout: AddressLayout,
+    private readonly raw: Buffer | null,
+    source: ProxyAddress | null,
+    destination: ProxyAddress | null,
+    private readonly srcStart = 0,
+    private readonly srcEnd = 0,
+    private readonly dstStart = 0,
+    private readonly dstEnd = 0,
+    private readonly srcPort = 0,
+    private readonly dstPort = 0,
+  ) {
+    if (layout === AddressLayout.Values) {
+      this.src = source;
+      this.dst = destination;
+    }
+  }
+
+  get source(): ProxyAddress | null {
+    if (this.src === undefined) this.decodeAddresses();
+    return this.src as ProxyAddress | null;
+  }
+
+  get destination(): ProxyAddress | null {
+    if (this.dst === undefined) this.decodeAddresses();
+    return this.dst as ProxyAddress | null;
+  }
+
+  private decodeAddresses(): void {
+    const raw = this.raw as Buffer;
+    const a = V2_ADDRESSES;
+    switch (this.layout) {
+      case AddressLayout.V1Text:
+        this.src = { address: raw.toString('latin1', this.srcStart, this.srcEnd), port: this.srcPort };
+        this.dst = { address: raw.toString('latin1', this.dstStart, this.dstEnd), port: this.dstPort };
+        break;
+      case AddressLayout.V2Inet:
+        this.src = { address: formatIPv4(raw, a), port: (raw[a + 8] << 8) | raw[a + 9] };
+        this.dst = { address: formatIPv4(raw, a + 4), port: (raw[a + 10] << 8) | raw[a + 11] };
+        break;
+      case AddressLayout.V2Inet6:
+        this.src = { address: formatIPv6(raw, a), port: (raw[a + 32] << 8) | raw[a + 33] };
+        this.dst = { address: formatIPv6(raw, a + 16), port: (raw[a + 34] << 8) | raw[a + 35] };
+        break;
+      default:
+        this.src = null;
+        this.dst = null;
+    }
+  }
 
   get tlvs(): readonly ITlv[] {
     if (this.tlvList === undefined) this.tlvList = this.tlvArea === null ? NO_TLVS : walkTlvs(this.tlvArea);

@@ -64,13 +64,13 @@ function decodeWith(buf: Buffer, options: IResolvedOptions): DecodeResult {
   const match = detectSignature(buf);
   if (match === 'v2') {
     if (!options.allowV2) throw new ProxyProtocolError('ERR_PP_VERSION_DISABLED', 'a v2 header arrived but v2 is not allowed');
-    const result = parseV2(buf, options.maxHeaderSize);
-    return result === null ? INCOMPLETE : { status: 'complete', header: result.header, consumed: result.consumed };
+    const header = parseV2(buf, options.maxHeaderSize);
+    return header === null ? INCOMPLETE : { status: 'complete', header, consumed: header.length };
   }
   if (match === 'v1') {
     if (!options.allowV1) throw new ProxyProtocolError('ERR_PP_VERSION_DISABLED', 'a v1 header arrived but v1 is not allowed');
-    const result = parseV1(buf);
-    return result === null ? INCOMPLETE : { status: 'complete', header: result.header, consumed: result.consumed };
+    const header = parseV1(buf);
+    return header === null ? INCOMPLETE : { status: 'complete', header, consumed: header.length };
   }
   return match === 'incomplete' ? INCOMPLETE : NONE;
 }

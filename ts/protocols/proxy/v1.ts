@@ -1,8 +1,8 @@
 /** PROXY protocol v1 (text): strict parse and generate. */
 import { ProxyProtocolError } from '../../core/errors.js';
-import { parseIPv4, parseIPv4Bytes, parseIPv6, unmapIPv4 } from '../ip-address.js';
+import { isIPv6Bytes, parseIPv4, parseIPv4Bytes, parseIPv6, unmapIPv4 } from '../ip-address.js';
 import * as C from './constants.js';
-import { ProxyHeader } from './header.js';
+import { AddressLayout, ProxyHeader } from './header.js';
 import type { IProxyIpAddress } from './types.js';
 
 const MAX_PORT = 65535;
@@ -38,16 +38,11 @@ function wordIs(buf: Uint8Array, start: number, end: number, word: string): bool
 const fieldStart = new Int32Array(V1_FIELD_COUNT);
 const fieldEnd = new Int32Array(V1_FIELD_COUNT);
 
-export interface IV1Result {
-  header: ProxyHeader;
-  consumed: number;
-}
-
 /**
  * Parses a v1 line at the start of `buf` (which is known to begin with "PROXY ").
  * Returns null while the line is still incomplete.
  */
-export function parseV1(buf: Buffer): IV1Result | null {
+export function parseV1(buf: Buffer): ProxyHeader | null {
   const length = buf.length;
   const limit = length < C.V1_MAX_LENGTH ? length : C.V1_MAX_LENGTH;
   let lf = -1;
@@ -71,7 +66,7 @@ export function parseV1(buf: Buffer): IV1Result | null {
   while (protoEnd < lineEnd && buf[protoEnd] !== C.CHAR_SPACE) protoEnd++;
   if (wordIs(buf, FIELDS_START, protoEnd, C.V1_PROTO_UNKNOWN)) {
     // Spec 2.1: whatever follows UNKNOWN up to CRLF is ignored.
-    return { header: new ProxyHeader(1, 'PROXY', 'UNSPEC', 'UNSPEC', null, null), consumed };
+    return new ProxyHeader(1, 'PROXY', 'UNSPEC', 'UNSPEC', consumed, null, AddressLayout.Values, null, null, null);
   }
   const isTcp4 = wordIs(buf, FIELDS_START, protoEnd, C.V1_PROTO_TCP4);
   if (!isTcp4 && !wordIs(buf, FIELDS_START, protoEnd, C.V1_PROTO_TCP6)) {
@@ -97,32 +92,21 @@ export function parseV1(buf: Buffer): IV1Result | null {
   if (srcPort < 0 || dstPort < 0) {
     throw new ProxyProtocolError('ERR_PP_V1_BAD_PORT', 'ports must be decimal 0..65535 without leading zeros');
   }
-  let src: string;
-  let dst: string;
+  const srcStart = fieldStart[1];
+  const srcEnd = fieldEnd[1];
+  const dstStart = fieldStart[2];
+  const dstEnd = fieldEnd[2];
   if (isTcp4) {
-    if (parseIPv4Bytes(buf, fieldStart[1], fieldEnd[1]) < 0 || parseIPv4Bytes(buf, fieldStart[2], fieldEnd[2]) < 0) {
+    if (parseIPv4Bytes(buf, srcStart, srcEnd) < 0 || parseIPv4Bytes(buf, dstStart, dstEnd) < 0) {
       throw new ProxyProtocolError('ERR_PP_V1_BAD_ADDRESS', 'TCP4 needs dotted-quad IPv4 addresses without leading zeros');
     }
-    src = buf.toString('latin1', fieldStart[1], fieldEnd[1]);
-    dst = buf.toString('latin1', fieldStart[2], fieldEnd[2]);
-  } else {
-    src = buf.toString('latin1', fieldStart[1], fieldEnd[1]);
-    dst = buf.toString('latin1', fieldStart[2], fieldEnd[2]);
-    if (parseIPv6(src) === null || parseIPv6(dst) === null) {
-      throw new ProxyProtocolError('ERR_PP_V1_BAD_ADDRESS', 'TCP6 needs IPv6 addresses');
-    }
+  } else if (!isIPv6Bytes(buf, srcStart, srcEnd) || !isIPv6Bytes(buf, dstStart, dstEnd)) {
+    throw new ProxyProtocolError('ERR_PP_V1_BAD_ADDRESS', 'TCP6 needs IPv6 addresses');
   }
-  return {
-    header: new ProxyHeader(
-      1,
-      'PROXY',
-      isTcp4 ? 'INET' : 'INET6',
-      'STREAM',
-      { address: src, port: srcPort },
-      { address: dst, port: dstPort },
-    ),
-    consumed,
-  };
+  return new ProxyHeader(
+    1, 'PROXY', isTcp4 ? 'INET' : 'INET6', 'STREAM', consumed, null, AddressLayout.V1Text, buf, null, null,
+    srcStart, srcEnd, dstStart, dstEnd, srcPort, dstPort,
+  );
 }
 
 function checkPort(port: number): void {

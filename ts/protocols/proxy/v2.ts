@@ -1,9 +1,9 @@
 /** PROXY protocol v2 (binary): strict parse and generate. */
 import { ProxyProtocolError } from '../../core/errors.js';
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6, unmapIPv4 } from '../ip-address.js';
+import { parseIPv4, parseIPv6, unmapIPv4 } from '../ip-address.js';
 import * as C from './constants.js';
 import { crc32c } from './crc32c.js';
-import { ProxyHeader } from './header.js';
+import { AddressLayout, ProxyHeader } from './header.js';
 import { tlvsLength, validateTlvs, writeTlvs } from './tlv.js';
 import type { ITlv, ProxyAddress, ProxyCommand, ProxyFamily, ProxyTransport } from './types.js';
 
@@ -17,11 +17,6 @@ export function isValidFamilyByte(byte: number): boolean {
   const transport = byte & 0x0f;
   if (family === C.V2_FAMILY_UNSPEC) return transport === C.V2_TRANSPORT_UNSPEC;
   return family <= C.V2_FAMILY_UNIX && (transport === C.V2_TRANSPORT_STREAM || transport === C.V2_TRANSPORT_DGRAM);
-}
-
-export interface IV2Result {
-  header: ProxyHeader;
-  consumed: number;
 }
 
 /**
@@ -55,7 +50,7 @@ function unixPath(buf: Buffer, start: number): string {
 }
 
 /** Parses the v2 header at the start of `buf` (signature already matched); null while incomplete. */
-export function parseV2(buf: Buffer, maxHeaderSize: number): IV2Result | null {
+export function parseV2(buf: Buffer, maxHeaderSize: number): ProxyHeader | null {
   if (buf.length < C.V2_FIXED_LENGTH) return null;
   const total = checkV2Fixed(buf, maxHeaderSize);
   if (buf.length < total) return null;
@@ -65,32 +60,29 @@ export function parseV2(buf: Buffer, maxHeaderSize: number): IV2Result | null {
   const transport = TRANSPORT_NAMES[buf[C.V2_OFFSET_FAMILY] & 0x0f];
   if (command === 'LOCAL') {
     // Spec: the receiver uses the real endpoints and skips the whole block, whatever it holds.
-    return { header: new ProxyHeader(2, 'LOCAL', family, transport, null, null), consumed: total };
+    return new ProxyHeader(2, 'LOCAL', family, transport, total, null, AddressLayout.Values, null, null, null);
   }
   const addressLength = ADDRESS_LENGTHS[familyCode];
   const tlvStart = C.V2_FIXED_LENGTH + addressLength;
   if (tlvStart > total) {
     throw new ProxyProtocolError('ERR_PP_V2_LENGTH', `length ${total - C.V2_FIXED_LENGTH} is shorter than the ${addressLength}-byte ${family} address block`);
   }
-  let source: ProxyAddress | null = null;
-  let destination: ProxyAddress | null = null;
-  const a = C.V2_FIXED_LENGTH;
-  if (familyCode === C.V2_FAMILY_INET) {
-    source = { address: formatIPv4(buf, a), port: (buf[a + 8] << 8) | buf[a + 9] };
-    destination = { address: formatIPv4(buf, a + 4), port: (buf[a + 10] << 8) | buf[a + 11] };
-  } else if (familyCode === C.V2_FAMILY_INET6) {
-    source = { address: formatIPv6(buf, a), port: (buf[a + 32] << 8) | buf[a + 33] };
-    destination = { address: formatIPv6(buf, a + 16), port: (buf[a + 34] << 8) | buf[a + 35] };
-  } else if (familyCode === C.V2_FAMILY_UNIX) {
-    source = { path: unixPath(buf, a) };
-    destination = { path: unixPath(buf, a + C.V2_UNIX_PATH_LENGTH) };
-  }
   let tlvArea: Buffer | null = null;
   if (tlvStart < total) {
     validateTlvs(buf, 0, tlvStart, total);
     tlvArea = buf.subarray(tlvStart, total);
   }
-  return { header: new ProxyHeader(2, 'PROXY', family, transport, source, destination, tlvArea), consumed: total };
+  if (familyCode === C.V2_FAMILY_INET || familyCode === C.V2_FAMILY_INET6) {
+    const layout = familyCode === C.V2_FAMILY_INET ? AddressLayout.V2Inet : AddressLayout.V2Inet6;
+    return new ProxyHeader(2, 'PROXY', family, transport, total, tlvArea, layout, buf, null, null);
+  }
+  let source: ProxyAddress | null = null;
+  let destination: ProxyAddress | null = null;
+  if (familyCode === C.V2_FAMILY_UNIX) {
+    source = { path: unixPath(buf, C.V2_FIXED_LENGTH) };
+    destination = { path: unixPath(buf, C.V2_FIXED_LENGTH + C.V2_UNIX_PATH_LENGTH) };
+  }
+  return new ProxyHeader(2, 'PROXY', family, transport, total, tlvArea, AddressLayout.Values, null, source, destination);
 }
 
 function badInput(message: string): ProxyProtocolError {
