@@ -165,27 +165,40 @@ export function readAll(socket: net.Socket, timeoutMs = 5000): Promise<Buffer> {
   });
 }
 
-/** Reads until `n` bytes or a newline-terminated line arrived. */
+const leftovers = new WeakMap<net.Socket, string>();
+
+/** Reads one newline-terminated line; bytes after it are kept for the next readLine on that socket. */
 export function readLine(socket: net.Socket, timeoutMs = 5000): Promise<string> {
   return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => reject(new Error(`no line within ${timeoutMs} ms (got ${JSON.stringify(text)})`)), timeoutMs);
+    let text = leftovers.get(socket) ?? '';
+    leftovers.delete(socket);
+    const finish = (): boolean => {
+      const nl = text.indexOf('\n');
+      if (nl < 0) return false;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      if (nl + 1 < text.length) leftovers.set(socket, text.slice(nl + 1));
+      resolve(text.slice(0, nl));
+      return true;
+    };
     const onData = (c: Buffer): void => {
       text += c.toString('latin1');
-      const nl = text.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        socket.off('data', onData);
-        const rest = text.slice(nl + 1);
-        if (rest.length > 0) socket.unshift(Buffer.from(rest, 'latin1'));
-        resolve(text.slice(0, nl));
-      }
+      finish();
     };
-    socket.on('data', onData);
-    socket.once('close', () => {
+    const onClose = (): void => {
       clearTimeout(timer);
+      socket.off('data', onData);
       resolve(text);
-    });
+    };
+    const timer = setTimeout(() => {
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      reject(new Error(`no line within ${timeoutMs} ms (got ${JSON.stringify(text)})`));
+    }, timeoutMs);
+    if (finish()) return;
+    socket.on('data', onData);
+    socket.once('close', onClose);
   });
 }
 

@@ -70,3 +70,10 @@ export async function startTlsTaggedServer(tag: string, cert: { key: string; cer
     },
   };
 }
+
+/** A TLS client whose TCP connection leaves from `localAddress` (to look like a distinct host). */
+export function tlsConnectFrom(port: number, localAddress: string, options: tls.ConnectionOptions): tls.TLSSocket {
+  const raw = net.connect({ port, host: '127.0.0.1', localAddress });
+  raw.on('error', () => undefined);
+  return tls.connect({ ...options, socket: raw });
+}
