@@ -32,6 +32,3 @@ export class ProxyProtocolError extends SmartProxyError {}
 
 /** A TLS ClientHello could not be read. */
 export class TlsParseError extends SmartProxyError {}
-
-/** Why one connection ended early (routing, security, limits, timeouts, backend failures). */
-export class ConnectionError extends SmartProxyError {}
