@@ -86,7 +86,7 @@ export class RouteConnectionHandler {
       } catch (err) {
         socket.off('data', onData);
         const e = err as ProxyProtocolError;
-        this.proxyError(conn, e.code ?? 'ERR_PP_MALFORMED', e.message);
+        this.proxyError(conn, e.code, e.message);
         return;
       }
       if (result.status === 'incomplete') return;
