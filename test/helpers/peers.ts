@@ -96,8 +96,8 @@ async function startPeer(name: string, binary: string, args: (dir: string) => st
 }
 
 /** HAProxy in the foreground (-db) with `config` (use $DIR for the temp dir; `files` are written there first). */
-export function startHaproxy(config: string, ports: number[], files: Record<string, string> = {}): Promise<IPeer> {
-  const base = `global\n  stats socket $DIR/admin.sock level admin\ndefaults\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n`;
+export function startHaproxy(config: string, ports: number[], files: Record<string, string> = {}, globalLines = ''): Promise<IPeer> {
+  const base = `global\n  stats socket $DIR/admin.sock level admin\n${globalLines}defaults\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n`;
   return startPeer('haproxy', 'haproxy', (dir) => ['-db', '-f', path.join(dir, 'haproxy.cfg')], { ...files, 'haproxy.cfg': base + config }, ports);
 }
 

@@ -47,8 +47,12 @@ export function parseAddressEntry(entry: string): IParsedEntry | null {
 }
 
 /** A matcher over IP/CIDR entries; a bad entry is reported to `onInvalid` and left out. */
+const CACHE_LIMIT = 4096;
+
 export class IpList {
   private readonly list = new net.BlockList();
+  // Peers repeat (a few proxies, returning clients); BlockList.check allocates, a Map hit does not.
+  private readonly cache = new Map<string, boolean>();
   public readonly size: number;
 
   constructor(entries: readonly string[], onInvalid: (entry: unknown, index: number) => void = () => undefined) {
@@ -68,9 +72,13 @@ export class IpList {
   /** Whether `address` (as a socket reports it) is in the list. */
   has(address: string | undefined): boolean {
     if (address === undefined || this.size === 0) return false;
+    const cached = this.cache.get(address);
+    if (cached !== undefined) return cached;
     const ip = normalizeIP(address);
     const version = net.isIP(ip);
-    if (version === 0) return false;
-    return this.list.check(ip, version === 4 ? 'ipv4' : 'ipv6');
+    const result = version !== 0 && this.list.check(ip, version === 4 ? 'ipv4' : 'ipv6');
+    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+    this.cache.set(address, result);
+    return result;
   }
 }

@@ -7,19 +7,19 @@ import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { WrappedSocket } from '../../core/models/wrapped-socket.js';
+import type { ProxyProtocolDecoder } from '../../protocols/proxy/parser.js';
 import type { IProxyHeader } from '../../protocols/proxy/types.js';
 import type { IResolvedConfig, IResolvedRoute } from './config.js';
 import type { IConnectionRecord, IProxyProtocolStatistics, ISmartProxyStatistics } from './models/interfaces.js';
 
-/** Deadline kinds a connection can be waiting under. */
-export type DeadlineKind = 'proxy-header' | 'initial-data';
+/** What a connection is waiting for when its deadline passes. */
+export type DeadlineKind = 'proxy-header' | 'spoof-check' | 'client-hello' | 'tls-handshake';
 
 const SWEEP_MIN_MS = 20;
 const SWEEP_MAX_MS = 1000;
 const SWEEP_DIVISOR = 10;
 
 export class Connection implements IConnectionRecord {
-  id: string;
   peerIP: string;
   clientIP: string;
   clientPort: number;
@@ -42,26 +42,36 @@ export class Connection implements IConnectionRecord {
   countedIP: string | null = null;
   deadline = 0;
   deadlineKind: DeadlineKind | null = null;
-  onDeadline: (() => void) | null = null;
+  /** Stage state: the PROXY decoder, or the bytes held while looking for a signature or ClientHello. */
+  decoder: ProxyProtocolDecoder | null = null;
+  pending: Buffer | null = null;
   negotiatedAlpn: string | undefined = undefined;
-  /** Set once the connection reached a backend; before that an ending counts as rejected. */
+  /** Set once a route accepted the connection; an ending before that counts as rejected. */
   forwarded = false;
+  backendConnected = false;
   closed = false;
+  private idText: string | undefined;
 
   constructor(
-    id: string,
+    private readonly idPrefix: string,
+    private readonly seq: number,
     public readonly wrapped: WrappedSocket,
     peerIP: string,
     peerPort: number,
     localPort: number,
   ) {
-    this.id = id;
     this.peerIP = peerIP;
     this.clientIP = peerIP;
     this.clientPort = peerPort;
     this.localPort = localPort;
     this.startTime = Date.now();
     this.clientStream = wrapped.socket;
+  }
+
+  /** Unique per process (random prefix + sequence); built on first use. */
+  get id(): string {
+    if (this.idText === undefined) this.idText = `${this.idPrefix}-${this.seq.toString(36)}`;
+    return this.idText;
   }
 }
 
@@ -83,8 +93,11 @@ export class ConnectionManager {
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly sweepInterval: number;
 
+  /** Called by the sweep when a connection's stage deadline passes (set by the handler). */
+  onDeadline: (conn: Connection, kind: DeadlineKind) => void = () => undefined;
+
   constructor(
-    private config: IResolvedConfig,
+    private readonly config: IResolvedConfig,
     private readonly events: EventEmitter,
   ) {
     const shortest = Math.min(
@@ -107,7 +120,7 @@ export class ConnectionManager {
   }
 
   open(wrapped: WrappedSocket, peerIP: string, peerPort: number, localPort: number): Connection {
-    const conn = new Connection(`${this.idPrefix}-${(this.nextId++).toString(36)}`, wrapped, peerIP, peerPort, localPort);
+    const conn = new Connection(this.idPrefix, this.nextId++, wrapped, peerIP, peerPort, localPort);
     this.connections.add(conn);
     this.totalConnections++;
     return conn;
@@ -137,17 +150,15 @@ export class ConnectionManager {
     return true;
   }
 
-  setDeadline(conn: Connection, kind: DeadlineKind, ms: number, onDeadline: () => void): void {
+  setDeadline(conn: Connection, kind: DeadlineKind, ms: number): void {
     if (ms <= 0) return;
     conn.deadline = Date.now() + ms;
     conn.deadlineKind = kind;
-    conn.onDeadline = onDeadline;
   }
 
   clearDeadline(conn: Connection): void {
     conn.deadline = 0;
     conn.deadlineKind = null;
-    conn.onDeadline = null;
   }
 
   private sweep(): void {
@@ -155,9 +166,9 @@ export class ConnectionManager {
     const lifetime = this.config.maxConnectionLifetime;
     for (const conn of this.connections) {
       if (conn.deadline !== 0 && now >= conn.deadline) {
-        const fire = conn.onDeadline;
+        const kind = conn.deadlineKind as DeadlineKind;
         this.clearDeadline(conn);
-        fire?.();
+        this.onDeadline(conn, kind);
       } else if (lifetime > 0 && now - conn.startTime >= lifetime) {
         this.close(conn, 'ERR_TIMEOUT_LIFETIME');
       }
@@ -180,13 +191,15 @@ export class ConnectionManager {
     const client = conn.wrapped.socket;
     if (conn.clientStream !== client) conn.clientStream.destroy();
     client.destroy();
-    conn.backendStream?.destroy();
+    if (conn.backendStream !== conn.backend) conn.backendStream?.destroy();
     conn.backend?.destroy();
     conn.bytesFromClient = client.bytesRead;
     conn.bytesToClient = client.bytesWritten;
     this.bytesFromClients += conn.bytesFromClient;
     this.bytesToClients += conn.bytesToClient;
     if (!conn.forwarded) this.rejectedConnections++;
+    conn.decoder = null;
+    conn.pending = null;
     if (conn.countedIP !== null) {
       const left = (this.perIP.get(conn.countedIP) ?? 1) - 1;
       if (left > 0) this.perIP.set(conn.countedIP, left);

@@ -4,36 +4,124 @@
  *   → admission (per-IP limit on the real client) → route stage (ClientHello when SNI matters)
  *   → setupDirectConnection (PROXY header to the backend, buffered bytes, then both directions).
  * Every failure ends in ConnectionManager.close with a code; nothing throws past a socket event.
+ *
+ * Socket listeners are created once per handler, not per connection: each finds its connection
+ * (and the socket it forwards to) through symbol properties on the socket. This keeps the
+ * per-connection cost to the objects a connection really needs.
  */
 import type { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
-import { ProxyProtocolError, SmartProxyError } from '../../core/errors.js';
+import type { ProxyProtocolError, SmartProxyError } from '../../core/errors.js';
 import { WrappedSocket } from '../../core/models/wrapped-socket.js';
 import { normalizeIP } from '../../core/utils/ip-utils.js';
 import { ProxyProtocolDecoder, detectSignature } from '../../protocols/proxy/parser.js';
+import type { IProxyHeader } from '../../protocols/proxy/types.js';
 import { readClientHello } from '../../protocols/tls/client-hello.js';
 import type { IResolvedConfig, IResolvedRoute } from './config.js';
-import type { Connection, ConnectionManager } from './connection-manager.js';
+import type { Connection, ConnectionManager, DeadlineKind } from './connection-manager.js';
 import type { IProxyProtocolErrorEvent } from './models/interfaces.js';
 import { buildProxyHeader } from './proxy-header-sender.js';
 import type { RouteManager } from './route-manager.js';
 
 const EMPTY: Buffer = Buffer.alloc(0);
+const kConn = Symbol('smartproxy.connection');
+const kPeer = Symbol('smartproxy.peer');
+
+interface ITaggedSocket extends net.Socket {
+  [kConn]: Connection;
+  [kPeer]: net.Socket;
+}
+
+function tag<T extends net.Socket>(socket: T, conn: Connection): T & ITaggedSocket {
+  const tagged = socket as T & ITaggedSocket;
+  tagged[kConn] = conn;
+  return tagged;
+}
+
+// Byte moving with explicit backpressure (cheaper than stream.pipe): a full destination pauses
+// its source until it drains.
+function forwardData(this: ITaggedSocket, chunk: Buffer): void {
+  if (!this[kPeer].write(chunk)) this.pause();
+}
+
+function resumePeer(this: ITaggedSocket): void {
+  this[kPeer].resume();
+}
+
+/** Closes a socket once everything written to it has been handed to the kernel. */
+function closeWhenFlushed(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableFinished) socket.destroy();
+  else socket.once('finish', destroyThis);
+}
+
+function destroyThis(this: net.Socket): void {
+  this.destroy();
+}
 
 export class RouteConnectionHandler {
+  // Shared listeners (see the file comment); `handler` is this instance.
+  private readonly onClientError: (this: ITaggedSocket) => void;
+  private readonly onClientClose: (this: ITaggedSocket) => void;
+  private readonly onBackendError: (this: ITaggedSocket) => void;
+  private readonly onBackendClose: (this: ITaggedSocket) => void;
+  private readonly onBackendConnect: (this: ITaggedSocket) => void;
+  private readonly onInactive: (this: ITaggedSocket) => void;
+  private readonly onHeaderData: (this: ITaggedSocket, chunk: Buffer) => void;
+  private readonly onSignatureData: (this: ITaggedSocket, chunk: Buffer) => void;
+  private readonly onHelloData: (this: ITaggedSocket, chunk: Buffer) => void;
+  private readonly onStreamEnd: (this: ITaggedSocket) => void;
+
   constructor(
     private readonly config: IResolvedConfig,
     public routeManager: RouteManager,
     private readonly manager: ConnectionManager,
     private readonly events: EventEmitter,
-  ) {}
+  ) {
+    const handler = this;
+    this.onClientError = function () {
+      const conn = this[kConn];
+      manager.close(conn, conn.forwarded ? 'client-error' : 'ERR_CLIENT_ERROR');
+    };
+    this.onClientClose = function () {
+      handler.onSocketClose(this[kConn], 'client');
+    };
+    this.onBackendError = function () {
+      const conn = this[kConn];
+      manager.close(conn, conn.backendConnected ? 'backend-error' : 'ERR_BACKEND_CONNECT');
+    };
+    this.onBackendClose = function () {
+      handler.onSocketClose(this[kConn], 'backend');
+    };
+    this.onBackendConnect = function () {
+      this[kConn].backendConnected = true;
+    };
+    this.onInactive = function () {
+      manager.close(this[kConn], 'ERR_TIMEOUT_INACTIVITY');
+    };
+    this.onHeaderData = function (chunk) {
+      handler.headerData(this, this[kConn], chunk);
+    };
+    this.onSignatureData = function (chunk) {
+      handler.signatureData(this, this[kConn], chunk);
+    };
+    this.onHelloData = function (chunk) {
+      const conn = this[kConn];
+      conn.pending = conn.pending === null || conn.pending.length === 0 ? chunk : Buffer.concat([conn.pending, chunk]);
+      if (handler.inspectHello(conn)) this.off('data', handler.onHelloData);
+    };
+    this.onStreamEnd = function () {
+      handler.onEnd(this[kConn], this, this[kPeer]);
+    };
+    manager.onDeadline = (conn, kind) => this.deadlinePassed(conn, kind);
+  }
 
   /** Entry point for every accepted socket. */
   handleConnection(socket: net.Socket, localPort: number): Connection | null {
     const peerAddress = socket.remoteAddress;
     if (peerAddress === undefined) {
-      // Already gone between accept and here.
+      // Already gone between accept and here (e.g. reset right after connecting).
       socket.destroy();
       return null;
     }
@@ -41,17 +129,48 @@ export class RouteConnectionHandler {
     const trusted = this.config.proxyIPs.has(peerIP);
     const wrapped = new WrappedSocket(socket, trusted);
     const conn = this.manager.open(wrapped, peerIP, socket.remotePort ?? 0, localPort);
-    socket.setNoDelay(true);
-    socket.on('error', () => this.manager.close(conn, conn.forwarded ? 'client-error' : 'ERR_CLIENT_ERROR'));
-    socket.on('close', () => this.onSocketClose(conn, 'client'));
+    const tagged = tag(socket, conn);
+    tagged.on('error', this.onClientError);
+    tagged.on('close', this.onClientClose);
     if (this.config.inactivityTimeout > 0) {
-      socket.setTimeout(this.config.inactivityTimeout, () => this.manager.close(conn, 'ERR_TIMEOUT_INACTIVITY'));
+      tagged.setTimeout(this.config.inactivityTimeout);
+      tagged.on('timeout', this.onInactive);
     }
     this.events.emit('connection-open', conn);
     if (!this.config.acceptProxyProtocol) this.admit(conn, EMPTY);
-    else if (trusted) this.readProxyHeader(conn);
-    else this.refuseSpoofedHeader(conn);
+    else if (trusted) {
+      conn.decoder = new ProxyProtocolDecoder({ maxHeaderSize: this.config.proxyProtocolMaxHeaderSize });
+      tagged.on('data', this.onHeaderData);
+      this.manager.setDeadline(conn, 'proxy-header', this.config.proxyProtocolTimeout);
+    } else {
+      conn.pending = EMPTY;
+      tagged.on('data', this.onSignatureData);
+      this.manager.setDeadline(conn, 'spoof-check', this.config.proxyProtocolTimeout);
+    }
     return conn;
+  }
+
+  private deadlinePassed(conn: Connection, kind: DeadlineKind): void {
+    const socket = conn.wrapped.socket;
+    switch (kind) {
+      case 'proxy-header':
+        socket.off('data', this.onHeaderData);
+        if (!this.config.proxyProtocolRequired && socket.bytesRead === 0) this.admit(conn, EMPTY);
+        else this.proxyError(conn, 'ERR_PP_TIMEOUT', `no complete PROXY header within ${this.config.proxyProtocolTimeout} ms`);
+        break;
+      case 'spoof-check':
+        // A slow direct client: whatever it sent so far is not a whole signature.
+        socket.off('data', this.onSignatureData);
+        this.admit(conn, conn.pending ?? EMPTY);
+        break;
+      case 'client-hello':
+        socket.off('data', this.onHelloData);
+        this.reject(conn, 'ERR_TIMEOUT_INITIAL_DATA', `no TLS ClientHello within ${this.config.initialDataTimeout} ms`);
+        break;
+      case 'tls-handshake':
+        this.reject(conn, 'ERR_TLS_HANDSHAKE', `TLS handshake not done within ${this.config.initialDataTimeout} ms`);
+        break;
+    }
   }
 
   // ---- PROXY stage ----------------------------------------------------------------------------
@@ -74,54 +193,41 @@ export class RouteConnectionHandler {
   }
 
   /** Trusted peer: exactly one header, within the deadline and size bound. */
-  private readProxyHeader(conn: Connection): void {
-    const socket = conn.wrapped.socket;
-    const decoder = new ProxyProtocolDecoder({ maxHeaderSize: this.config.proxyProtocolMaxHeaderSize });
-    let received = 0;
-    const onData = (chunk: Buffer): void => {
-      received += chunk.length;
-      let result;
-      try {
-        result = decoder.push(chunk);
-      } catch (err) {
-        socket.off('data', onData);
-        const e = err as ProxyProtocolError;
-        this.proxyError(conn, e.code, e.message);
-        return;
-      }
-      if (result.status === 'incomplete') return;
-      socket.off('data', onData);
-      this.manager.clearDeadline(conn);
-      if (result.status === 'none') {
-        if (this.config.proxyProtocolRequired) {
-          this.proxyError(conn, 'ERR_PP_MISSING', 'trusted peer sent no PROXY header');
-          return;
-        }
-        this.admit(conn, decoder.remaining);
-        return;
-      }
-      this.applyHeader(conn, result.header);
-      this.admit(conn, decoder.remaining);
-    };
-    socket.on('data', onData);
-    this.manager.setDeadline(conn, 'proxy-header', this.config.proxyProtocolTimeout, () => {
-      socket.off('data', onData);
-      if (!this.config.proxyProtocolRequired && received === 0) {
-        this.admit(conn, EMPTY);
-        return;
-      }
-      this.proxyError(conn, 'ERR_PP_TIMEOUT', `no complete PROXY header within ${this.config.proxyProtocolTimeout} ms`);
-    });
+  private headerData(socket: ITaggedSocket, conn: Connection, chunk: Buffer): void {
+    const decoder = conn.decoder as ProxyProtocolDecoder;
+    let result;
+    try {
+      result = decoder.push(chunk);
+    } catch (err) {
+      socket.off('data', this.onHeaderData);
+      const e = err as ProxyProtocolError;
+      this.proxyError(conn, e.code, e.message);
+      return;
+    }
+    if (result.status === 'incomplete') return;
+    socket.off('data', this.onHeaderData);
+    this.manager.clearDeadline(conn);
+    conn.decoder = null;
+    if (result.status === 'none') {
+      if (this.config.proxyProtocolRequired) this.proxyError(conn, 'ERR_PP_MISSING', 'trusted peer sent no PROXY header');
+      else this.admit(conn, decoder.remaining);
+      return;
+    }
+    this.applyHeader(conn, result.header);
+    this.admit(conn, decoder.remaining);
   }
 
-  private applyHeader(conn: Connection, header: NonNullable<Connection['proxyHeader']>): void {
+  private applyHeader(conn: Connection, header: IProxyHeader): void {
     const wrapped = conn.wrapped;
     const stats = this.manager.proxyStats;
     wrapped.proxyHeader = header;
     conn.proxyHeader = header;
+    if (header.command === 'LOCAL') {
+      stats.local++;
+      return;
+    }
     const source = header.source;
-    if (header.command === 'LOCAL') stats.local++;
-    else if (source !== null && 'address' in source) {
+    if (source !== null && 'address' in source) {
       wrapped.setProxyInfo(source.address, source.port);
       conn.clientIP = wrapped.realClientIP as string;
       conn.clientPort = source.port;
@@ -131,23 +237,18 @@ export class RouteConnectionHandler {
   }
 
   /** Untrusted peer: its bytes are a normal client's unless they open with a PROXY signature. */
-  private refuseSpoofedHeader(conn: Connection): void {
-    const socket = conn.wrapped.socket;
-    let head: Buffer = EMPTY;
-    const onData = (chunk: Buffer): void => {
-      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
-      const match = detectSignature(head);
-      if (match === 'incomplete') return;
-      socket.off('data', onData);
-      this.manager.clearDeadline(conn);
-      if (match === 'none') this.admit(conn, head);
-      else this.proxyError(conn, 'ERR_PP_UNTRUSTED_PEER', `PROXY ${match} header from untrusted peer ${conn.peerIP}`);
-    };
-    socket.on('data', onData);
-    this.manager.setDeadline(conn, 'proxy-header', this.config.proxyProtocolTimeout, () => {
-      socket.off('data', onData);
-      this.admit(conn, head);
-    });
+  private signatureData(socket: ITaggedSocket, conn: Connection, chunk: Buffer): void {
+    const head = conn.pending === null || conn.pending.length === 0 ? chunk : Buffer.concat([conn.pending, chunk]);
+    const match = detectSignature(head);
+    if (match === 'incomplete') {
+      conn.pending = head;
+      return;
+    }
+    socket.off('data', this.onSignatureData);
+    this.manager.clearDeadline(conn);
+    conn.pending = null;
+    if (match === 'none') this.admit(conn, head);
+    else this.proxyError(conn, 'ERR_PP_UNTRUSTED_PEER', `PROXY ${match} header from untrusted peer ${conn.peerIP}`);
   }
 
   // ---- admission and route stage -------------------------------------------------------------
@@ -163,39 +264,33 @@ export class RouteConnectionHandler {
       this.reject(conn, 'ERR_LIMIT_PER_IP', `client ${conn.clientIP} is at maxConnectionsPerIP`);
       return;
     }
-    if (this.routeManager.needsServerName(conn.localPort)) this.readServerName(conn, initial);
-    else this.routeConnection(conn, initial);
+    if (!this.routeManager.needsServerName(conn.localPort)) {
+      this.routeConnection(conn, initial);
+      return;
+    }
+    conn.pending = initial;
+    if (initial.length > 0 && this.inspectHello(conn)) return;
+    conn.wrapped.socket.on('data', this.onHelloData);
+    this.manager.setDeadline(conn, 'client-hello', this.config.initialDataTimeout);
   }
 
-  private readServerName(conn: Connection, initial: Buffer): void {
-    const socket = conn.wrapped.socket;
-    let buffered = initial;
-    const inspect = (): boolean => {
-      let hello;
-      try {
-        hello = readClientHello(buffered);
-      } catch (err) {
-        const e = err as SmartProxyError;
-        this.reject(conn, e.code, e.message);
-        return true;
-      }
-      if (hello.status === 'incomplete') return false;
-      if (hello.status === 'complete') conn.serverName = hello.serverName;
-      this.routeConnection(conn, buffered);
+  /** Looks for the ClientHello in the bytes so far; true once the connection moved on. */
+  private inspectHello(conn: Connection): boolean {
+    const buffered = conn.pending ?? EMPTY;
+    let hello;
+    try {
+      hello = readClientHello(buffered);
+    } catch (err) {
+      const e = err as SmartProxyError;
+      this.reject(conn, e.code, e.message);
       return true;
-    };
-    if (buffered.length > 0 && inspect()) return;
-    const onData = (chunk: Buffer): void => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      if (!inspect()) return;
-      socket.off('data', onData);
-      this.manager.clearDeadline(conn);
-    };
-    socket.on('data', onData);
-    this.manager.setDeadline(conn, 'initial-data', this.config.initialDataTimeout, () => {
-      socket.off('data', onData);
-      this.reject(conn, 'ERR_TIMEOUT_INITIAL_DATA', `no TLS ClientHello within ${this.config.initialDataTimeout} ms`);
-    });
+    }
+    if (hello.status === 'incomplete') return false;
+    this.manager.clearDeadline(conn);
+    conn.pending = null;
+    if (hello.status === 'complete') conn.serverName = hello.serverName;
+    this.routeConnection(conn, buffered);
+    return true;
   }
 
   private routeConnection(conn: Connection, initial: Buffer): void {
@@ -236,8 +331,7 @@ export class RouteConnectionHandler {
    * is the first thing the backend receives, then `initial` (bytes the client already sent).
    */
   setupDirectConnection(conn: Connection, route: IResolvedRoute, initial: Buffer): void {
-    const socket = conn.wrapped.socket;
-    socket.pause();
+    conn.forwarded = true;
     if (route.tlsMode === 'terminate' || route.tlsMode === 'terminate-and-reencrypt') {
       this.terminateTls(conn, route, initial);
       return;
@@ -247,20 +341,18 @@ export class RouteConnectionHandler {
 
   private terminateTls(conn: Connection, route: IResolvedRoute, initial: Buffer): void {
     const socket = conn.wrapped.socket;
+    socket.pause();
     // TLSSocket feeds whatever is already in the socket's read buffer to the TLS engine first.
     if (initial.length > 0) socket.unshift(initial);
-    const secure = new tls.TLSSocket(socket, {
-      isServer: true,
-      secureContext: route.secureContext as tls.SecureContext,
-      ALPNProtocols: route.alpnProtocols,
-    });
+    const secure = tag(new tls.TLSSocket(socket, { isServer: true, secureContext: route.secureContext as tls.SecureContext, ALPNProtocols: route.alpnProtocols }), conn);
     conn.clientStream = secure;
-    secure.on('error', () => this.manager.close(conn, conn.forwarded ? 'client-error' : 'ERR_TLS_HANDSHAKE'));
-    secure.on('close', () => this.onSocketClose(conn, 'client'));
+    secure.on('error', () => this.manager.close(conn, conn.backend === null ? 'ERR_TLS_HANDSHAKE' : 'client-error'));
+    secure.on('close', this.onClientClose);
     if (this.config.inactivityTimeout > 0) {
       // The raw socket no longer sees the traffic once TLS owns it; time the TLS stream instead.
       socket.setTimeout(0);
-      secure.setTimeout(this.config.inactivityTimeout, () => this.manager.close(conn, 'ERR_TIMEOUT_INACTIVITY'));
+      secure.setTimeout(this.config.inactivityTimeout);
+      secure.on('timeout', this.onInactive);
     }
     secure.once('secure', () => {
       if (conn.closed) return;
@@ -269,80 +361,63 @@ export class RouteConnectionHandler {
         const servername = (secure as tls.TLSSocket & { servername?: string | false }).servername;
         if (typeof servername === 'string' && servername.length > 0) conn.serverName = servername;
       }
+      this.manager.clearDeadline(conn);
       secure.pause();
       this.connectBackend(conn, route, EMPTY);
     });
-    this.manager.setDeadline(conn, 'initial-data', this.config.initialDataTimeout, () =>
-      this.reject(conn, 'ERR_TLS_HANDSHAKE', `TLS handshake not done within ${this.config.initialDataTimeout} ms`),
-    );
+    this.manager.setDeadline(conn, 'tls-handshake', this.config.initialDataTimeout);
   }
 
   private connectBackend(conn: Connection, route: IResolvedRoute, initial: Buffer): void {
     if (conn.closed) return;
-    this.manager.clearDeadline(conn);
     const host = this.nextHost(route);
-    const backend = net.connect({ host, port: route.port, allowHalfOpen: true, noDelay: true });
+    const backend = tag(net.connect({ host, port: route.port, allowHalfOpen: true, noDelay: true }), conn);
     conn.backend = backend;
     conn.backendStream = backend;
-    backend.on('error', () => this.manager.close(conn, conn.forwarded ? 'backend-error' : 'ERR_BACKEND_CONNECT'));
-    backend.on('close', () => this.onSocketClose(conn, 'backend'));
-    backend.once('connect', () => {
-      if (conn.closed) return;
-      conn.forwarded = true;
-      if (route.send !== null) {
-        backend.cork();
-        backend.write(buildProxyHeader(conn, route.send));
-        this.manager.proxyStats.sent++;
-      }
-      if (initial.length > 0) backend.write(initial);
-      if (route.send !== null) backend.uncork();
-      if (route.tlsMode === 'terminate-and-reencrypt') this.reencrypt(conn, route, backend, host);
-      else this.bridge(conn, conn.clientStream, backend);
-    });
+    backend.on('error', this.onBackendError);
+    backend.on('close', this.onBackendClose);
+    backend.once('connect', this.onBackendConnect);
+    // Written while connecting: Node queues it and sends it first, in one write once connected.
+    if (route.send !== null) {
+      const header = buildProxyHeader(conn, route.send);
+      backend.write(initial.length > 0 ? Buffer.concat([header, initial]) : header);
+      this.manager.proxyStats.sent++;
+    } else if (initial.length > 0) backend.write(initial);
+    if (route.tlsMode === 'terminate-and-reencrypt') this.reencrypt(conn, route, backend, host);
+    else this.bridge(conn, conn.clientStream as ITaggedSocket, backend);
   }
 
   private reencrypt(conn: Connection, route: IResolvedRoute, backend: net.Socket, host: string): void {
     const servername = route.backendTls.servername ?? conn.serverName ?? (net.isIP(host) ? undefined : host);
-    const secure = tls.connect({
-      socket: backend,
-      servername,
-      rejectUnauthorized: route.backendTls.rejectUnauthorized,
-      ca: route.backendTls.ca,
-    });
+    const secure = tag(tls.connect({ socket: backend, servername, rejectUnauthorized: route.backendTls.rejectUnauthorized, ca: route.backendTls.ca }), conn);
     conn.backendStream = secure;
     secure.on('error', () => this.manager.close(conn, 'ERR_BACKEND_TLS'));
-    secure.on('close', () => this.onSocketClose(conn, 'backend'));
+    secure.on('close', this.onBackendClose);
     secure.once('secureConnect', () => {
-      if (!conn.closed) this.bridge(conn, conn.clientStream, secure);
+      if (!conn.closed) this.bridge(conn, conn.clientStream as ITaggedSocket, secure);
     });
   }
 
-  /**
-   * Moves bytes both ways with explicit backpressure (cheaper than stream.pipe): a full
-   * destination pauses its source until it drains. Ends follow the half-open policy.
-   */
-  private bridge(conn: Connection, client: net.Socket, backend: net.Socket): void {
-    const halfOpen = this.config.enableHalfOpen;
-    client.on('data', (chunk: Buffer) => {
-      if (!backend.write(chunk)) client.pause();
-    });
-    backend.on('drain', () => client.resume());
-    backend.on('data', (chunk: Buffer) => {
-      if (!client.write(chunk)) backend.pause();
-    });
-    client.on('drain', () => backend.resume());
-    client.once('end', () => this.onEnd(conn, client, backend, halfOpen));
-    backend.once('end', () => this.onEnd(conn, backend, client, halfOpen));
-    // The client may have sent FIN while we were still connecting.
-    if (client.readableEnded) this.onEnd(conn, client, backend, halfOpen);
+  /** Starts both directions; ends follow the half-open policy. */
+  private bridge(conn: Connection, client: ITaggedSocket, backend: ITaggedSocket): void {
+    client[kPeer] = backend;
+    backend[kPeer] = client;
+    client.on('data', forwardData);
+    backend.on('drain', resumePeer);
+    backend.on('data', forwardData);
+    client.on('drain', resumePeer);
+    client.once('end', this.onStreamEnd);
+    backend.once('end', this.onStreamEnd);
+    // The client may have sent FIN while we were still routing.
+    if (client.readableEnded) this.onEnd(conn, client, backend);
     client.resume();
   }
 
   /** `from` sent FIN: pass it on; without half-open, both sides close once their data is out. */
-  private onEnd(conn: Connection, from: net.Socket, to: net.Socket, halfOpen: boolean): void {
+  private onEnd(conn: Connection, from: net.Socket, to: net.Socket): void {
     if (conn.closed) return;
     to.end();
-    if (!halfOpen) {
+    if (!this.config.enableHalfOpen) {
       from.end();
       closeWhenFlushed(to);
     }
@@ -359,11 +434,4 @@ export class RouteConnectionHandler {
     if (!other.writableEnded) other.end();
     closeWhenFlushed(other);
   }
-}
-
-/** Closes a socket once everything written to it has been handed to the kernel. */
-function closeWhenFlushed(socket: net.Socket): void {
-  if (socket.destroyed) return;
-  if (socket.writableFinished) socket.destroy();
-  else socket.once('finish', () => socket.destroy());
 }
