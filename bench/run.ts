@@ -2,7 +2,7 @@
  * npm run bench — SmartProxy beside a minimal Node proxy, HAProxy and nginx, on loopback.
  * Contenders run interleaved (A B C A B C ...), each hop in its own process; this process is the
  * load generator. Reports medians, min–max and ratios. Bounded: about 3 minutes on 2 cores.
- *   --rounds N (default 3)   --seconds S per measurement (default 2)   --skip-memory   --skip-parser
+ *   --rounds N (default 5)   --seconds S per measurement (default 2)   --skip-memory   --skip-parser
  *   --only a,b (contenders whose name contains a or b)   --profile DIR (SmartProxy hops write --cpu-prof there)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -18,7 +18,7 @@ import { printParserTable, runParserBench } from './parser.js';
 
 const { values: args } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     seconds: { type: 'string', default: '2' },
     'skip-memory': { type: 'boolean', default: false },
     'skip-parser': { type: 'boolean', default: false },

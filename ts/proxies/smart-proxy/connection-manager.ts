@@ -50,6 +50,9 @@ export class Connection implements IConnectionRecord {
   forwarded = false;
   backendConnected = false;
   closed = false;
+  /** Client bytes in + out at the last sweep, and when that number last changed. */
+  lastTraffic = 0;
+  lastActive: number;
   private idText: string | undefined;
 
   constructor(
@@ -65,6 +68,7 @@ export class Connection implements IConnectionRecord {
     this.clientPort = peerPort;
     this.localPort = localPort;
     this.startTime = Date.now();
+    this.lastActive = this.startTime;
     this.clientStream = wrapped.socket;
   }
 
@@ -161,9 +165,14 @@ export class ConnectionManager {
     conn.deadlineKind = null;
   }
 
+  /**
+   * One pass over all connections: stage deadlines, lifetime, and inactivity. Inactivity compares
+   * the client stream's byte counters with the last pass, so the data path pays nothing for it.
+   */
   private sweep(): void {
     const now = Date.now();
     const lifetime = this.config.maxConnectionLifetime;
+    const inactivity = this.config.inactivityTimeout;
     for (const conn of this.connections) {
       if (conn.deadline !== 0 && now >= conn.deadline) {
         const kind = conn.deadlineKind as DeadlineKind;
@@ -171,6 +180,15 @@ export class ConnectionManager {
         this.onDeadline(conn, kind);
       } else if (lifetime > 0 && now - conn.startTime >= lifetime) {
         this.close(conn, 'ERR_TIMEOUT_LIFETIME');
+      } else if (inactivity > 0) {
+        const client = conn.clientStream;
+        const traffic = client.bytesRead + client.bytesWritten;
+        if (traffic !== conn.lastTraffic) {
+          conn.lastTraffic = traffic;
+          conn.lastActive = now;
+        } else if (now - conn.lastActive >= inactivity) {
+          this.close(conn, 'ERR_TIMEOUT_INACTIVITY');
+        }
       }
     }
   }

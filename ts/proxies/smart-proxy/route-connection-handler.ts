@@ -67,7 +67,6 @@ export class RouteConnectionHandler {
   private readonly onBackendError: (this: ITaggedSocket) => void;
   private readonly onBackendClose: (this: ITaggedSocket) => void;
   private readonly onBackendConnect: (this: ITaggedSocket) => void;
-  private readonly onInactive: (this: ITaggedSocket) => void;
   private readonly onHeaderData: (this: ITaggedSocket, chunk: Buffer) => void;
   private readonly onSignatureData: (this: ITaggedSocket, chunk: Buffer) => void;
   private readonly onHelloData: (this: ITaggedSocket, chunk: Buffer) => void;
@@ -96,9 +95,6 @@ export class RouteConnectionHandler {
     };
     this.onBackendConnect = function () {
       this[kConn].backendConnected = true;
-    };
-    this.onInactive = function () {
-      manager.close(this[kConn], 'ERR_TIMEOUT_INACTIVITY');
     };
     this.onHeaderData = function (chunk) {
       handler.headerData(this, this[kConn], chunk);
@@ -132,10 +128,6 @@ export class RouteConnectionHandler {
     const tagged = tag(socket, conn);
     tagged.on('error', this.onClientError);
     tagged.on('close', this.onClientClose);
-    if (this.config.inactivityTimeout > 0) {
-      tagged.setTimeout(this.config.inactivityTimeout);
-      tagged.on('timeout', this.onInactive);
-    }
     this.events.emit('connection-open', conn);
     if (!this.config.acceptProxyProtocol) this.admit(conn, EMPTY);
     else if (trusted) {
@@ -348,12 +340,6 @@ export class RouteConnectionHandler {
     conn.clientStream = secure;
     secure.on('error', () => this.manager.close(conn, conn.backend === null ? 'ERR_TLS_HANDSHAKE' : 'client-error'));
     secure.on('close', this.onClientClose);
-    if (this.config.inactivityTimeout > 0) {
-      // The raw socket no longer sees the traffic once TLS owns it; time the TLS stream instead.
-      socket.setTimeout(0);
-      secure.setTimeout(this.config.inactivityTimeout);
-      secure.on('timeout', this.onInactive);
-    }
     secure.once('secure', () => {
       if (conn.closed) return;
       conn.negotiatedAlpn = secure.alpnProtocol || undefined;
