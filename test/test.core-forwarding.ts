@@ -56,7 +56,7 @@ describe('plain TCP forwarding', () => {
   it('listens on every port of a range and forwards each', async () => {
     const backend = await startTaggedEchoServer('ranged');
     cleanups.push(() => backend.close());
-    const base = await freePort();
+    const base = await freePort('127.0.0.1', 3);
     await proxyFor({ routes: [{ name: 'range', match: { ports: [{ from: base, to: base + 2 }] }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });
     for (const p of [base, base + 1, base + 2]) {
       const client = await connect({ port: p });

@@ -8,12 +8,27 @@ import path from 'node:path';
 import { ProxyProtocolDecoder } from '../../ts/protocols/proxy/parser.js';
 import type { IProxyHeader } from '../../ts/protocols/proxy/types.js';
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
+// Ports are picked below the kernel's ephemeral range (32768+ here), so the client sockets tests
+// open can never take a port between the check and the listen.
+const PORT_POOL_START = 20000;
+const PORT_POOL_END = 32000;
+
+function canListen(port: number, host: string): Promise<boolean> {
   const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port nothing listens on, or `count` consecutive ones (for port-range routes). */
+export async function freePort(host = '127.0.0.1', count = 1): Promise<number> {
+  for (;;) {
+    const base = PORT_POOL_START + Math.floor(Math.random() * (PORT_POOL_END - PORT_POOL_START - count));
+    let ok = true;
+    for (let i = 0; i < count && ok; i++) ok = await canListen(base + i, host);
+    if (ok) return base;
+  }
 }
 
 export async function freePorts(n: number): Promise<number[]> {
