@@ -91,6 +91,7 @@ export class ConnectionManager {
   private nextId = 0;
   private totalConnections = 0;
   private rejectedConnections = 0;
+  private goneBeforeAccept = 0;
   private bytesFromClients = 0;
   private bytesToClients = 0;
   readonly proxyStats = emptyProxyStats();
@@ -193,6 +194,10 @@ export class ConnectionManager {
     }
   }
 
+  countGoneBeforeAccept(): void {
+    this.goneBeforeAccept++;
+  }
+
   countProxyRejection(code: string): void {
     this.proxyStats.rejected[code] = (this.proxyStats.rejected[code] ?? 0) + 1;
   }
@@ -242,6 +247,7 @@ export class ConnectionManager {
       activeConnections: this.connections.size,
       totalConnections: this.totalConnections,
       rejectedConnections: this.rejectedConnections,
+      goneBeforeAccept: this.goneBeforeAccept,
       bytesFromClients: this.bytesFromClients,
       bytesToClients: this.bytesToClients,
       listeningPorts,

@@ -117,7 +117,8 @@ export class RouteConnectionHandler {
   handleConnection(socket: net.Socket, localPort: number): Connection | null {
     const peerAddress = socket.remoteAddress;
     if (peerAddress === undefined) {
-      // Already gone between accept and here (e.g. reset right after connecting).
+      // Already gone between accept and here (e.g. reset right after connecting): nothing to trust.
+      this.manager.countGoneBeforeAccept();
       socket.destroy();
       return null;
     }

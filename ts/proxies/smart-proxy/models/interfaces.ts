@@ -100,6 +100,8 @@ export interface ISmartProxyStatistics {
   totalConnections: number;
   /** Connections closed before reaching a backend (security, limits, routing, PROXY errors). */
   rejectedConnections: number;
+  /** Sockets whose peer was gone (reset) before they could be handled: not counted in totalConnections. */
+  goneBeforeAccept: number;
   bytesFromClients: number;
   bytesToClients: number;
   listeningPorts: number[];
