@@ -50,12 +50,10 @@ export class ProxyHeader implements IProxyHeader {
     private readonly raw: Buffer | null,
     source: ProxyAddress | null,
     destination: ProxyAddress | null,
-    private readonly srcStart = 0,
-    private readonly srcEnd = 0,
-    private readonly dstStart = 0,
-    private readonly dstEnd = 0,
-    private readonly srcPort = 0,
-    private readonly dstPort = 0,
+    /** v1 only: the four address-field offsets, 7 bits each (a v1 line is ≤ 107 bytes). */
+    private readonly textSpans = 0,
+    /** v1 only: source port × 65536 + destination port. */
+    private readonly ports = 0,
   ) {
     if (layout === AddressLayout.Values) {
       this.src = source;
@@ -77,10 +75,12 @@ export class ProxyHeader implements IProxyHeader {
     const raw = this.raw as Buffer;
     const a = V2_ADDRESSES;
     switch (this.layout) {
-      case AddressLayout.V1Text:
-        this.src = { address: raw.toString('latin1', this.srcStart, this.srcEnd), port: this.srcPort };
-        this.dst = { address: raw.toString('latin1', this.dstStart, this.dstEnd), port: this.dstPort };
+      case AddressLayout.V1Text: {
+        const spans = this.textSpans;
+        this.src = { address: raw.toString('latin1', spans & 0x7f, (spans >> 7) & 0x7f), port: Math.floor(this.ports / 0x10000) };
+        this.dst = { address: raw.toString('latin1', (spans >> 14) & 0x7f, (spans >> 21) & 0x7f), port: this.ports % 0x10000 };
         break;
+      }
       case AddressLayout.V2Inet:
         this.src = { address: formatIPv4(raw, a), port: (raw[a + 8] << 8) | raw[a + 9] };
         this.dst = { address: formatIPv4(raw, a + 4), port: (raw[a + 10] << 8) | raw[a + 11] };

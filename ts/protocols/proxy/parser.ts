@@ -52,7 +52,7 @@ function prefixMatches(buf: Uint8Array, signature: Uint8Array): boolean {
 }
 
 /** Classifies the start of a stream; only a whole signature counts as one. */
-export function detectSignature(buf: Uint8Array): SignatureMatch {
+export function detectSignature(buf: Buffer): SignatureMatch {
   if (buf.length === 0) return 'incomplete';
   const signature = buf[0] === C.V2_SIGNATURE[0] ? C.V2_SIGNATURE : buf[0] === C.V1_SIGNATURE[0] ? C.V1_SIGNATURE : null;
   if (signature === null || !prefixMatches(buf, signature)) return 'none';
@@ -109,7 +109,7 @@ export class ProxyProtocolParser {
   }
 
   /** Whether `buf` starts with a whole v1/v2 signature, a prefix of one, or neither. */
-  static detect(buf: Uint8Array): SignatureMatch {
+  static detect(buf: Buffer): SignatureMatch {
     return detectSignature(buf);
   }
 

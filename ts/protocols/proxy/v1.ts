@@ -105,7 +105,7 @@ export function parseV1(buf: Buffer): ProxyHeader | null {
   }
   return new ProxyHeader(
     1, 'PROXY', isTcp4 ? 'INET' : 'INET6', 'STREAM', consumed, null, AddressLayout.V1Text, buf, null, null,
-    srcStart, srcEnd, dstStart, dstEnd, srcPort, dstPort,
+    srcStart | (srcEnd << 7) | (dstStart << 14) | (dstEnd << 21), srcPort * 0x10000 + dstPort,
   );
 }
 
