@@ -164,3 +164,42 @@ describe('no leaks', () => {
     assert.doesNotMatch(out, /still alive/);
   });
 });
+
+describe('graceful shutdown and defaults', () => {
+  it('stop() lets a live connection finish within gracefulShutdownTimeout, then closes the rest', async () => {
+    const backend = await startServer((s) => {
+      s.on('data', () => setTimeout(() => s.end('done\n'), 150));
+    });
+    cleanups.push(() => backend.close());
+    const port = await freePort();
+    const proxy = new SmartProxy({ listenAddress: '127.0.0.1', gracefulShutdownTimeout: 2000, routes: [{ name: 'g', match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });
+    await proxy.start();
+    const finishing = await connect({ port });
+    finishing.write('work\n');
+    const idle = await connect({ port });
+    await waitFor(() => proxy.getStatistics().activeConnections === 2);
+    const started = Date.now();
+    const answer = readLine(finishing);
+    await proxy.stop();
+    assert.equal(await answer, 'done', 'the busy connection finished its work');
+    assert.equal(await closed(idle, 100), true, 'the idle one was closed at the deadline');
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 1900 && elapsed < 4000, `stop() took ${elapsed} ms`);
+    await assert.rejects(connect({ port }), 'no longer listening');
+  });
+
+  it('fills a route target and security from defaults', async () => {
+    const backend = await startServer((s) => s.end('from defaults\n'));
+    cleanups.push(() => backend.close());
+    const port = await freePort();
+    const proxy = new SmartProxy({
+      listenAddress: '127.0.0.1',
+      defaults: { target: { host: '127.0.0.1', port: backend.port }, security: { ipBlockList: ['127.0.0.9'] } },
+      routes: [{ name: 'd', match: { ports: port }, action: { type: 'forward' } }],
+    });
+    await proxy.start();
+    cleanups.push(() => proxy.stop());
+    assert.equal(await readLine(await connect({ port })), 'from defaults');
+    assert.equal(await closed(await connect({ port, localAddress: '127.0.0.9' })), true);
+  });
+});

@@ -64,7 +64,8 @@ export type TSendProxyProtocol = boolean | { version?: 1 | 2; tlvs?: IProxyProto
 
 export interface IRouteAction {
   type: 'forward';
-  target: IRouteTarget;
+  /** Where to forward; may be left out (or partly) when `defaults.target` supplies it. */
+  target?: Partial<IRouteTarget>;
   tls?: IRouteTls;
   security?: IRouteSecurity;
   /** Overrides the global `sendProxyProtocol` for this route. */
