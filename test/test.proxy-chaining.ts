@@ -260,6 +260,22 @@ describe('receiving is safe against bad and hostile peers', () => {
     assert.deepEqual([stats.acceptedV1, stats.acceptedV2], [1, 1]);
   });
 
+  it('decides at once when a client ends before a stage is done, instead of waiting for the deadline', async () => {
+    const { port, errors } = await guardedInner({ proxyProtocolTimeout: 5000, enableHalfOpen: true });
+    const started = Date.now();
+    // Untrusted, a partial request and FIN: forwarded as it is, not held for 5 s.
+    const direct = await connect({ port, localAddress: '127.0.0.70', allowHalfOpen: true });
+    direct.end('P');
+    const report = JSON.parse(await readLine(direct)) as IHeaderReport;
+    assert.equal((report.header?.source as { address: string }).address, '127.0.0.70');
+    // Trusted, half a header and FIN: refused as incomplete.
+    const truncated = await connect({ port, allowHalfOpen: true });
+    truncated.end('PROXY TCP4 10.0.0.1 ');
+    assert.equal(await closed(truncated, 2000), true);
+    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    assert.deepEqual(errors.map((e) => e.code), ['ERR_PP_INCOMPLETE']);
+  });
+
   it('uses the peer address for LOCAL and UNKNOWN headers and counts them apart', async () => {
     const { port, proxy, errors } = await guardedInner();
     for (const header of [ProxyProtocolParser.generate({ command: 'LOCAL' }, { version: 2 }), Buffer.from('PROXY UNKNOWN\r\n')]) {

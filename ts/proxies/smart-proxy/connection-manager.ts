@@ -155,9 +155,9 @@ export class ConnectionManager {
     return true;
   }
 
+  /** Marks what the connection waits for; with `ms` > 0, also until when. */
   setDeadline(conn: Connection, kind: DeadlineKind, ms: number): void {
-    if (ms <= 0) return;
-    conn.deadline = Date.now() + ms;
+    conn.deadline = ms > 0 ? Date.now() + ms : 0;
     conn.deadlineKind = kind;
   }
 

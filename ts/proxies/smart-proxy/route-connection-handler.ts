@@ -71,6 +71,7 @@ export class RouteConnectionHandler {
   private readonly onSignatureData: (this: ITaggedSocket, chunk: Buffer) => void;
   private readonly onHelloData: (this: ITaggedSocket, chunk: Buffer) => void;
   private readonly onStreamEnd: (this: ITaggedSocket) => void;
+  private readonly onClientEndEarly: (this: ITaggedSocket) => void;
 
   constructor(
     private readonly config: IResolvedConfig,
@@ -110,6 +111,10 @@ export class RouteConnectionHandler {
     this.onStreamEnd = function () {
       handler.onEnd(this[kConn], this, this[kPeer]);
     };
+    this.onClientEndEarly = function () {
+      const conn = this[kConn];
+      if (!conn.forwarded && conn.deadlineKind !== null) handler.endedWhileWaiting(conn, conn.deadlineKind);
+    };
     manager.onDeadline = (conn, kind) => this.deadlinePassed(conn, kind);
   }
 
@@ -129,6 +134,7 @@ export class RouteConnectionHandler {
     const tagged = tag(socket, conn);
     tagged.on('error', this.onClientError);
     tagged.on('close', this.onClientClose);
+    tagged.once('end', this.onClientEndEarly);
     this.events.emit('connection-open', conn);
     if (!this.config.acceptProxyProtocol) this.admit(conn, EMPTY);
     else if (trusted) {
@@ -162,6 +168,36 @@ export class RouteConnectionHandler {
         break;
       case 'tls-handshake':
         this.reject(conn, 'ERR_TLS_HANDSHAKE', `TLS handshake not done within ${this.config.initialDataTimeout} ms`);
+        break;
+    }
+  }
+
+  /**
+   * The client sent FIN before a stage finished: what it sent is all there will be, so decide
+   * now rather than at the deadline.
+   */
+  private endedWhileWaiting(conn: Connection, kind: DeadlineKind): void {
+    const socket = conn.wrapped.socket;
+    this.manager.clearDeadline(conn);
+    switch (kind) {
+      case 'proxy-header':
+        socket.off('data', this.onHeaderData);
+        if ((conn.decoder?.bufferedLength ?? 0) > 0) this.proxyError(conn, 'ERR_PP_INCOMPLETE', 'connection ended inside the PROXY header');
+        else if (this.config.proxyProtocolRequired) this.proxyError(conn, 'ERR_PP_MISSING', 'trusted peer sent no PROXY header');
+        else this.admit(conn, EMPTY);
+        break;
+      case 'spoof-check':
+        socket.off('data', this.onSignatureData);
+        this.admit(conn, conn.pending ?? EMPTY);
+        break;
+      case 'client-hello': {
+        socket.off('data', this.onHelloData);
+        const buffered = conn.pending ?? EMPTY;
+        conn.pending = null;
+        this.routeConnection(conn, buffered);
+        break;
+      }
+      case 'tls-handshake':
         break;
     }
   }
@@ -263,6 +299,12 @@ export class RouteConnectionHandler {
     }
     conn.pending = initial;
     if (initial.length > 0 && this.inspectHello(conn)) return;
+    if (conn.wrapped.socket.readableEnded) {
+      // The client already sent FIN: no ClientHello is coming; route on what there is.
+      conn.pending = null;
+      this.routeConnection(conn, initial);
+      return;
+    }
     conn.wrapped.socket.on('data', this.onHelloData);
     this.manager.setDeadline(conn, 'client-hello', this.config.initialDataTimeout);
   }
