@@ -143,9 +143,13 @@ export function parseIPv6(text: string): Uint8Array | null {
   return out;
 }
 
+// "0." … "255.": four table lookups make a dotted quad without number-to-string conversions.
+const OCTET_DOT = Array.from({ length: 256 }, (_, i) => `${i}.`);
+const OCTET = Array.from({ length: 256 }, (_, i) => String(i));
+
 /** Dotted quad of the four bytes at `offset`. */
 export function formatIPv4(buf: Uint8Array, offset: number): string {
-  return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
+  return OCTET_DOT[buf[offset]] + OCTET_DOT[buf[offset + 1]] + OCTET_DOT[buf[offset + 2]] + OCTET[buf[offset + 3]];
 }
 
 function isV4Mapped(buf: Uint8Array, offset: number): boolean {

@@ -197,8 +197,7 @@ export class RouteConnectionHandler {
         this.routeConnection(conn, buffered);
         break;
       }
-      case 'tls-handshake':
-        break;
+      // 'tls-handshake' comes after routing (forwarded is set): the TLS socket handles its end.
     }
   }
 
