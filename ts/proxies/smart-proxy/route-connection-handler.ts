@@ -7,7 +7,8 @@
  *
  * Socket listeners are created once per handler, not per connection: each finds its connection
  * (and the socket it forwards to) through symbol properties on the socket. This keeps the
- * per-connection cost to the objects a connection really needs.
+ * per-connection cost to the objects a connection really needs. Events that fire at most once
+ * ('end', 'connect', 'finish') use `on`, which, unlike `once`, allocates no wrapper.
  */
 import type { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -53,7 +54,7 @@ function resumePeer(this: ITaggedSocket): void {
 function closeWhenFlushed(socket: net.Socket): void {
   if (socket.destroyed) return;
   if (socket.writableFinished) socket.destroy();
-  else socket.once('finish', destroyThis);
+  else socket.on('finish', destroyThis);
 }
 
 function destroyThis(this: net.Socket): void {
@@ -134,7 +135,7 @@ export class RouteConnectionHandler {
     const tagged = tag(socket, conn);
     tagged.on('error', this.onClientError);
     tagged.on('close', this.onClientClose);
-    tagged.once('end', this.onClientEndEarly);
+    tagged.on('end', this.onClientEndEarly);
     this.events.emit('connection-open', conn);
     if (!this.config.acceptProxyProtocol) this.admit(conn, EMPTY);
     else if (trusted) {
@@ -404,7 +405,7 @@ export class RouteConnectionHandler {
     conn.backendStream = backend;
     backend.on('error', this.onBackendError);
     backend.on('close', this.onBackendClose);
-    backend.once('connect', this.onBackendConnect);
+    backend.on('connect', this.onBackendConnect);
     // Written while connecting: Node queues it and sends it first, in one write once connected.
     if (route.send !== null) {
       const header = buildProxyHeader(conn, route.send);
@@ -434,8 +435,8 @@ export class RouteConnectionHandler {
     backend.on('drain', resumePeer);
     backend.on('data', forwardData);
     client.on('drain', resumePeer);
-    client.once('end', this.onStreamEnd);
-    backend.once('end', this.onStreamEnd);
+    client.on('end', this.onStreamEnd);
+    backend.on('end', this.onStreamEnd);
     // The client may have sent FIN while we were still routing.
     if (client.readableEnded) this.onEnd(conn, client, backend);
     client.resume();
