@@ -35,6 +35,9 @@ const badConfigs: Array<[string, unknown, string, string]> = [
   ['star proxyIPs', { routes: [], proxyIPs: ['*'] }, 'ERR_CONFIG_TRUST_ALL', 'proxyIPs[0]'],
   ['bad PROXY version', { routes: [], proxyProtocolVersion: 3 }, 'ERR_CONFIG_OPTION', 'proxyProtocolVersion'],
   ['header size over the v2 maximum', { routes: [], proxyProtocolMaxHeaderSize: 70000 }, 'ERR_CONFIG_OPTION', 'proxyProtocolMaxHeaderSize'],
+  ['a misspelt option', { routes: [], acceptProxyprotocol: true }, 'ERR_CONFIG_UNKNOWN_OPTION', 'acceptProxyprotocol'],
+  ['a misspelt route field', { routes: [{ ...route(), match: { ports: 1, domain: 'a.example' } }] }, 'ERR_CONFIG_UNKNOWN_OPTION', 'routes[0].match.domain'],
+  ['a misspelt TLV option', { routes: [], proxyProtocolTlvs: { crc32: true } }, 'ERR_CONFIG_UNKNOWN_OPTION', 'proxyProtocolTlvs.crc32'],
 ];
 
 describe('configuration is checked at construction', () => {

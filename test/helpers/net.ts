@@ -245,7 +245,6 @@ export function sha256(data: Buffer): string {
 export interface ICertificate {
   key: string;
   cert: string;
-  dir: string;
 }
 
 const certCache = new Map<string, ICertificate>();
@@ -265,8 +264,8 @@ export function makeCertificate(names: string[]): ICertificate {
   const result = {
     key: fs.readFileSync(path.join(dir, 'key.pem'), 'utf8'),
     cert: fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8'),
-    dir,
   };
+  fs.rmSync(dir, { recursive: true, force: true });
   certCache.set(id, result);
   return result;
 }

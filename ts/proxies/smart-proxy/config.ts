@@ -78,6 +78,31 @@ export interface IResolvedConfig {
   routes: IResolvedRoute[];
 }
 
+// Known keys per object: a misspelt option (say `acceptProxyprotocol`) must fail loudly, not be
+// ignored and leave the proxy trusting nobody or everybody.
+const KNOWN_KEYS = {
+  options: ['routes', 'listenAddress', 'enableHalfOpen', 'initialDataTimeout', 'inactivityTimeout', 'maxConnectionLifetime', 'maxConnectionsPerIP', 'gracefulShutdownTimeout', 'defaults', 'proxyIPs', 'acceptProxyProtocol', 'trustAllProxyIPs', 'proxyProtocolTimeout', 'proxyProtocolMaxHeaderSize', 'proxyProtocolRequired', 'sendProxyProtocol', 'proxyProtocolVersion', 'proxyProtocolTlvs'],
+  defaults: ['target', 'security'],
+  tlvs: ['authority', 'alpn', 'uniqueId', 'ssl', 'crc32c', 'passThrough'],
+  route: ['name', 'priority', 'match', 'action'],
+  match: ['ports', 'domains', 'clientIp'],
+  action: ['type', 'target', 'tls', 'security', 'sendProxyProtocol'],
+  target: ['host', 'port'],
+  tls: ['mode', 'certificate', 'alpnProtocols', 'backend'],
+  certificate: ['key', 'cert'],
+  backendTls: ['rejectUnauthorized', 'ca', 'servername'],
+  security: ['ipAllowList', 'ipBlockList', 'maxConnections'],
+} as const;
+
+function checkKeys(value: unknown, known: readonly string[], field: string, problems: Problems, route?: string): void {
+  if (!isObject(value)) return;
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      problems.add('ERR_CONFIG_UNKNOWN_OPTION', field ? `${field}.${key}` : key, `unknown option (known here: ${known.join(', ')})`, route);
+    }
+  }
+}
+
 /** Collects every problem instead of stopping at the first, so the CLI can list them all. */
 class Problems {
   readonly list: ConfigError[] = [];
@@ -210,6 +235,20 @@ function resolveRoute(
     problems.add('ERR_CONFIG_ROUTE', `${base}.action`, 'must be an object', label);
     return null;
   }
+  checkKeys(r, KNOWN_KEYS.route, base, problems, label);
+  checkKeys(r.match, KNOWN_KEYS.match, `${base}.match`, problems, label);
+  checkKeys(r.action, KNOWN_KEYS.action, `${base}.action`, problems, label);
+  checkKeys(r.action.target, KNOWN_KEYS.target, `${base}.action.target`, problems, label);
+  checkKeys(r.action.security, KNOWN_KEYS.security, `${base}.action.security`, problems, label);
+  if (isObject(r.action.tls)) {
+    checkKeys(r.action.tls, KNOWN_KEYS.tls, `${base}.action.tls`, problems, label);
+    checkKeys(r.action.tls.certificate, KNOWN_KEYS.certificate, `${base}.action.tls.certificate`, problems, label);
+    checkKeys(r.action.tls.backend, KNOWN_KEYS.backendTls, `${base}.action.tls.backend`, problems, label);
+  }
+  if (isObject(r.action.sendProxyProtocol)) {
+    checkKeys(r.action.sendProxyProtocol, ['version', 'tlvs'], `${base}.action.sendProxyProtocol`, problems, label);
+    checkKeys(r.action.sendProxyProtocol.tlvs, KNOWN_KEYS.tlvs, `${base}.action.sendProxyProtocol.tlvs`, problems, label);
+  }
   const ports = expandPorts(r.match.ports, `${base}.match.ports`, problems, label);
   const domains = compileDomains(r.match.domains, `${base}.match.domains`, problems, label);
   const clientIp = ipList(r.match.clientIp, `${base}.match.clientIp`, problems, label);
@@ -328,6 +367,11 @@ function validate(input: unknown): { config: IResolvedConfig; problems: Problems
   const options = (isObject(input) ? input : {}) as unknown as ISmartProxyOptions;
   if (!isObject(input)) problems.add('ERR_CONFIG_OPTION', '', 'options must be an object');
   const raw = options as unknown as Record<string, unknown>;
+  checkKeys(raw, KNOWN_KEYS.options, '', problems);
+  checkKeys(raw.defaults, KNOWN_KEYS.defaults, 'defaults', problems);
+  checkKeys(options.defaults?.target, KNOWN_KEYS.target, 'defaults.target', problems);
+  checkKeys(options.defaults?.security, KNOWN_KEYS.security, 'defaults.security', problems);
+  checkKeys(raw.proxyProtocolTlvs, KNOWN_KEYS.tlvs, 'proxyProtocolTlvs', problems);
   const trustAllProxyIPs = flag(raw, 'trustAllProxyIPs', false, problems);
   let proxyIPs = ipList(options.proxyIPs, 'proxyIPs', problems);
   (options.proxyIPs ?? []).forEach((entry, i) => {
