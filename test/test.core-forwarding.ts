@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import tls from 'node:tls';
-import { SmartProxy } from '../ts/index.js';
+import { ConfigError, SmartProxy } from '../ts/index.js';
 import {
   closed,
   connect,
@@ -343,6 +343,11 @@ describe('routes and lifecycle', () => {
     const live = await connect({ port: p1 });
     live.write('before\n');
     assert.equal(await readLine(live), 'before');
+    await assert.rejects(
+      proxy.updateRoutes([{ name: 'bad', match: { ports: 0 }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }]),
+      (err: unknown) => err instanceof ConfigError && err.field === 'routes[0].match.ports',
+    );
+    assert.deepEqual(proxy.getListeningPorts(), [p1], 'a rejected update changes nothing');
     await proxy.updateRoutes([{ name: 'two', match: { ports: p2 }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }]);
     assert.deepEqual(proxy.getListeningPorts(), [p2]);
     live.write('after\n');
