@@ -1,5 +1,8 @@
+/** PROXY: the header carries the real client. LOCAL: the proxy itself connected (health checks). */
 export type ProxyCommand = 'PROXY' | 'LOCAL';
+/** Address family of the header: IPv4, IPv6, UNIX paths, or none. */
 export type ProxyFamily = 'INET' | 'INET6' | 'UNIX' | 'UNSPEC';
+/** Transport of the proxied connection: TCP (STREAM), UDP (DGRAM), or none. */
 export type ProxyTransport = 'STREAM' | 'DGRAM' | 'UNSPEC';
 
 /** An IP endpoint: address in text form (dotted quad or RFC 5952 IPv6) and port. */
@@ -77,6 +80,10 @@ export interface IProxyHeader {
   toProxyInfo(): IProxyInfo;
 }
 
+/**
+ * complete: a header of `consumed` bytes; incomplete: a prefix that may still become one (push
+ * more); none: these bytes can never be a header (hand them on as data).
+ */
 export type DecodeResult =
   | { status: 'complete'; header: IProxyHeader; consumed: number }
   | { status: 'incomplete' }
