@@ -76,6 +76,39 @@ describe('chains of SmartProxy instances keep the real client', () => {
     });
   }
 
+  for (const version of [1, 2] as const) {
+    it(`carries an IPv6 client through 2 hops over IPv6 loopback (v${version} between the hops)`, async () => {
+      const backend = await reporter();
+      const [outerPort, innerPort] = [await freePort(), await freePort()];
+      const inner = new SmartProxy({
+        listenAddress: '::1',
+        acceptProxyProtocol: true,
+        proxyIPs: ['::1/128'],
+        sendProxyProtocol: true,
+        proxyProtocolVersion: 2,
+        routes: [{ name: 'v6-inner', match: { ports: innerPort }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }],
+      });
+      const outer = new SmartProxy({
+        listenAddress: '::1',
+        sendProxyProtocol: true,
+        proxyProtocolVersion: version,
+        routes: [{ name: 'v6-outer', match: { ports: outerPort }, action: { type: 'forward', target: { host: '::1', port: innerPort } } }],
+      });
+      await inner.start();
+      await outer.start();
+      cleanups.push(() => outer.stop(), () => inner.stop());
+      const socket = await connect({ port: outerPort, host: '::1' });
+      socket.write('ping\n');
+      const report = JSON.parse(await readLine(socket)) as IHeaderReport;
+      const clientPort = socket.localPort;
+      socket.destroy();
+      // The inner hop had an IPv6 client and an IPv4 backend link: v2 keeps the IPv6 client.
+      assert.equal(report.header?.family, 'INET6');
+      assert.deepEqual(report.header?.source, { address: '::1', port: clientPort });
+      assert.deepEqual(report.header?.destination, { address: '::1', port: outerPort });
+    });
+  }
+
   it('routes TLS passthrough by SNI behind a header, with route matching on the real client', async () => {
     const cert = makeCertificate(['app.example.com']);
     const tagged = await startTlsTaggedServer('app-backend', cert);
