@@ -369,7 +369,9 @@ describe('routes and lifecycle', () => {
     idleProxy.on('connection-close', (c: { closeReason: string }) => reasons.push(c.closeReason));
     const started = Date.now();
     assert.equal(await closed(await connect({ port: idlePort }), 3000), true);
-    assert.ok(Date.now() - started >= 150);
+    const idleFor = Date.now() - started;
+    // The sweep runs every tenth of the shortest timeout, so the close comes soon after 200 ms.
+    assert.ok(idleFor >= 150 && idleFor < 600, `closed after ${idleFor} ms`);
     assert.deepEqual(reasons, ['ERR_TIMEOUT_INACTIVITY']);
 
     const lifeProxy = await proxyFor({ maxConnectionLifetime: 300, routes: [{ name: 'life', match: { ports: lifePort }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });

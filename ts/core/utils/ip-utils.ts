@@ -46,9 +46,9 @@ export function parseAddressEntry(entry: string): IParsedEntry | null {
   return { address: rawAddress, prefix, family };
 }
 
-/** A matcher over IP/CIDR entries; a bad entry is reported to `onInvalid` and left out. */
 const CACHE_LIMIT = 4096;
 
+/** A matcher over IP/CIDR entries; a bad entry is reported to `onInvalid` and left out. */
 export class IpList {
   private readonly list = new net.BlockList();
   // Peers repeat (a few proxies, returning clients); BlockList.check allocates, a Map hit does not.

@@ -1,7 +1,7 @@
 /**
  * Connection records, counters, deadlines and the one idempotent cleanup every ending goes
- * through. Deadlines (PROXY header, first data, lifetime) are checked by one sweep timer for the
- * whole proxy instead of a timer per connection.
+ * through. Deadlines (PROXY header, first data, TLS handshake, lifetime, inactivity) are checked by
+ * one sweep timer for the whole proxy instead of timers per connection.
  */
 import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
@@ -106,7 +106,7 @@ export class ConnectionManager {
     private readonly events: EventEmitter,
   ) {
     const shortest = Math.min(
-      ...[config.proxyProtocolTimeout, config.initialDataTimeout, config.maxConnectionLifetime].filter((v) => v > 0),
+      ...[config.proxyProtocolTimeout, config.initialDataTimeout, config.maxConnectionLifetime, config.inactivityTimeout].filter((v) => v > 0),
       SWEEP_MAX_MS * SWEEP_DIVISOR,
     );
     this.sweepInterval = Math.max(SWEEP_MIN_MS, Math.min(SWEEP_MAX_MS, Math.floor(shortest / SWEEP_DIVISOR)));
