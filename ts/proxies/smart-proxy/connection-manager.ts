@@ -20,17 +20,9 @@ const SWEEP_MAX_MS = 1000;
 const SWEEP_DIVISOR = 10;
 
 export class Connection implements IConnectionRecord {
-  peerIP: string;
-  clientIP: string;
-  clientPort: number;
-  localPort: number;
-  startTime: number;
-  proxyHeader: IProxyHeader | null = null;
+  readonly startTime: number;
   serverName: string | undefined = undefined;
-  routeName: string | undefined = undefined;
   closeReason: string | undefined = undefined;
-  bytesFromClient = 0;
-  bytesToClient = 0;
 
   /** The stream the client's bytes come from: the raw socket, or a TLSSocket when terminating. */
   clientStream: net.Socket;
@@ -38,8 +30,8 @@ export class Connection implements IConnectionRecord {
   /** The stream to the backend: `backend`, or a TLSSocket over it when re-encrypting. */
   backendStream: net.Socket | null = null;
   route: IResolvedRoute | null = null;
-  /** IP counted in the per-IP table (so release uses the same key). */
-  countedIP: string | null = null;
+  /** Whether `clientIP` is counted in the per-IP table. */
+  ipCounted = false;
   deadline = 0;
   deadlineKind: DeadlineKind | null = null;
   /** Stage state: the PROXY decoder, or the bytes held while looking for a signature or ClientHello. */
@@ -59,17 +51,33 @@ export class Connection implements IConnectionRecord {
     private readonly idPrefix: string,
     private readonly seq: number,
     public readonly wrapped: WrappedSocket,
-    peerIP: string,
-    peerPort: number,
-    localPort: number,
+    public readonly peerIP: string,
+    private readonly peerPort: number,
+    public readonly localPort: number,
   ) {
-    this.peerIP = peerIP;
-    this.clientIP = peerIP;
-    this.clientPort = peerPort;
-    this.localPort = localPort;
     this.startTime = Date.now();
     this.lastActive = this.startTime;
     this.clientStream = wrapped.socket;
+  }
+
+  // Derived, never copied: the WrappedSocket holds the real client and the received header.
+  get clientIP(): string {
+    return this.wrapped.realClientIP ?? this.peerIP;
+  }
+  get clientPort(): number {
+    return this.wrapped.realClientPort ?? this.peerPort;
+  }
+  get proxyHeader(): IProxyHeader | null {
+    return this.wrapped.proxyHeader;
+  }
+  get routeName(): string | undefined {
+    return this.route?.name;
+  }
+  get bytesFromClient(): number {
+    return this.wrapped.socket.bytesRead;
+  }
+  get bytesToClient(): number {
+    return this.wrapped.socket.bytesWritten;
   }
 
   /** Unique per process (random prefix + sequence); built on first use. */
@@ -77,6 +85,13 @@ export class Connection implements IConnectionRecord {
     if (this.idText === undefined) this.idText = `${this.idPrefix}-${this.seq.toString(36)}`;
     return this.idText;
   }
+}
+
+/** Takes one off a counter, dropping the key at zero so the table holds only live entries. */
+function release<K>(counts: Map<K, number>, key: K): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
 }
 
 function emptyProxyStats(): IProxyProtocolStatistics {
@@ -137,7 +152,7 @@ export class ConnectionManager {
     const count = this.perIP.get(conn.clientIP) ?? 0;
     if (limit > 0 && count >= limit) return false;
     this.perIP.set(conn.clientIP, count + 1);
-    conn.countedIP = conn.clientIP;
+    conn.ipCounted = true;
     return true;
   }
 
@@ -151,7 +166,6 @@ export class ConnectionManager {
     if (route.maxConnections > 0 && count >= route.maxConnections) return false;
     this.perRoute.set(route, count + 1);
     conn.route = route;
-    conn.routeName = route.name;
     return true;
   }
 
@@ -216,24 +230,13 @@ export class ConnectionManager {
     client.destroy();
     if (conn.backendStream !== conn.backend) conn.backendStream?.destroy();
     conn.backend?.destroy();
-    conn.bytesFromClient = client.bytesRead;
-    conn.bytesToClient = client.bytesWritten;
     this.bytesFromClients += conn.bytesFromClient;
     this.bytesToClients += conn.bytesToClient;
     if (!conn.forwarded) this.rejectedConnections++;
     conn.decoder = null;
     conn.pending = null;
-    if (conn.countedIP !== null) {
-      const left = (this.perIP.get(conn.countedIP) ?? 1) - 1;
-      if (left > 0) this.perIP.set(conn.countedIP, left);
-      else this.perIP.delete(conn.countedIP);
-      conn.countedIP = null;
-    }
-    if (conn.route !== null) {
-      const left = (this.perRoute.get(conn.route) ?? 1) - 1;
-      if (left > 0) this.perRoute.set(conn.route, left);
-      else this.perRoute.delete(conn.route);
-    }
+    if (conn.ipCounted) release(this.perIP, conn.clientIP);
+    if (conn.route !== null) release(this.perRoute, conn.route);
     this.connections.delete(conn);
     this.events.emit('connection-close', conn);
   }

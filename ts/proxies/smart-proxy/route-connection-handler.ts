@@ -246,11 +246,11 @@ export class RouteConnectionHandler {
     this.admit(conn, decoder.remaining);
   }
 
+  /** A believed header: the record's client fields follow from what it sets on the WrappedSocket. */
   private applyHeader(conn: Connection, header: IProxyHeader): void {
     const wrapped = conn.wrapped;
     const stats = this.manager.proxyStats;
     wrapped.proxyHeader = header;
-    conn.proxyHeader = header;
     if (header.command === 'LOCAL') {
       stats.local++;
       return;
@@ -258,8 +258,6 @@ export class RouteConnectionHandler {
     const source = header.source;
     if (source !== null && 'address' in source) {
       wrapped.setProxyInfo(source.address, source.port);
-      conn.clientIP = wrapped.realClientIP as string;
-      conn.clientPort = source.port;
       if (header.version === 1) stats.acceptedV1++;
       else stats.acceptedV2++;
     } else stats.unknown++;

@@ -61,22 +61,23 @@ export interface ISmartProxyOptions {
 /** One live connection, as statistics, events and hooks see it. */
 export interface IConnectionRecord {
   /** Unique per process; also the UNIQUE_ID TLV we send. */
-  id: string;
-  wrapped: WrappedSocket;
+  readonly id: string;
+  readonly wrapped: WrappedSocket;
   /** TCP peer address (normalised). */
-  peerIP: string;
+  readonly peerIP: string;
   /** Real client address: the PROXY header's source when believed, else the peer. */
-  clientIP: string;
-  clientPort: number;
-  localPort: number;
-  startTime: number;
-  proxyHeader: IProxyHeader | null;
-  serverName: string | undefined;
-  routeName: string | undefined;
-  /** Why it ended (an error code or `client-end`, `backend-end`, ...). */
-  closeReason: string | undefined;
-  bytesFromClient: number;
-  bytesToClient: number;
+  readonly clientIP: string;
+  readonly clientPort: number;
+  readonly localPort: number;
+  readonly startTime: number;
+  /** The received PROXY header (the same object as `wrapped.proxyHeader`). */
+  readonly proxyHeader: IProxyHeader | null;
+  readonly serverName: string | undefined;
+  readonly routeName: string | undefined;
+  /** Why it ended (an error code or `client-closed`, `backend-closed`, ...). */
+  readonly closeReason: string | undefined;
+  readonly bytesFromClient: number;
+  readonly bytesToClient: number;
 }
 
 export interface IProxyProtocolStatistics {
