@@ -150,21 +150,34 @@ export class RouteConnectionHandler {
     return conn;
   }
 
-  private deadlinePassed(conn: Connection, kind: DeadlineKind): void {
-    const socket = conn.wrapped.socket;
+  /** The data listener a waiting stage has on the client socket ('tls-handshake' has none). */
+  private stageListener(kind: DeadlineKind): ((this: ITaggedSocket, chunk: Buffer) => void) | null {
     switch (kind) {
       case 'proxy-header':
-        socket.off('data', this.onHeaderData);
-        if (!this.config.proxyProtocolRequired && socket.bytesRead === 0) this.admit(conn, EMPTY);
+        return this.onHeaderData;
+      case 'spoof-check':
+        return this.onSignatureData;
+      case 'client-hello':
+        return this.onHelloData;
+      default:
+        return null;
+    }
+  }
+
+  /** A stage's deadline passed: give up on it, or go on with what arrived where that is safe. */
+  private deadlinePassed(conn: Connection, kind: DeadlineKind): void {
+    const listener = this.stageListener(kind);
+    if (listener !== null) conn.wrapped.socket.off('data', listener);
+    switch (kind) {
+      case 'proxy-header':
+        if (!this.config.proxyProtocolRequired && conn.wrapped.socket.bytesRead === 0) this.admit(conn, EMPTY);
         else this.proxyError(conn, 'ERR_PP_TIMEOUT', `no complete PROXY header within ${this.config.proxyProtocolTimeout} ms`);
         break;
       case 'spoof-check':
         // A slow direct client: whatever it sent so far is not a whole signature.
-        socket.off('data', this.onSignatureData);
         this.admit(conn, conn.pending ?? EMPTY);
         break;
       case 'client-hello':
-        socket.off('data', this.onHelloData);
         this.reject(conn, 'ERR_TIMEOUT_INITIAL_DATA', `no TLS ClientHello within ${this.config.initialDataTimeout} ms`);
         break;
       case 'tls-handshake':
@@ -175,31 +188,22 @@ export class RouteConnectionHandler {
 
   /**
    * The client sent FIN before a stage finished: what it sent is all there will be, so decide
-   * now rather than at the deadline.
+   * now rather than at the deadline. ('tls-handshake' comes after routing: the TLS socket
+   * handles its own end.)
    */
   private endedWhileWaiting(conn: Connection, kind: DeadlineKind): void {
-    const socket = conn.wrapped.socket;
+    const listener = this.stageListener(kind);
+    if (listener === null) return;
+    conn.wrapped.socket.off('data', listener);
     this.manager.clearDeadline(conn);
-    switch (kind) {
-      case 'proxy-header':
-        socket.off('data', this.onHeaderData);
-        if ((conn.decoder?.bufferedLength ?? 0) > 0) this.proxyError(conn, 'ERR_PP_INCOMPLETE', 'connection ended inside the PROXY header');
-        else if (this.config.proxyProtocolRequired) this.proxyError(conn, 'ERR_PP_MISSING', 'trusted peer sent no PROXY header');
-        else this.admit(conn, EMPTY);
-        break;
-      case 'spoof-check':
-        socket.off('data', this.onSignatureData);
-        this.admit(conn, conn.pending ?? EMPTY);
-        break;
-      case 'client-hello': {
-        socket.off('data', this.onHelloData);
-        const buffered = conn.pending ?? EMPTY;
-        conn.pending = null;
-        this.routeConnection(conn, buffered);
-        break;
-      }
-      // 'tls-handshake' comes after routing (forwarded is set): the TLS socket handles its end.
-    }
+    const held = conn.pending ?? EMPTY;
+    conn.pending = null;
+    if (kind === 'proxy-header') {
+      if ((conn.decoder?.bufferedLength ?? 0) > 0) this.proxyError(conn, 'ERR_PP_INCOMPLETE', 'connection ended inside the PROXY header');
+      else if (this.config.proxyProtocolRequired) this.proxyError(conn, 'ERR_PP_MISSING', 'trusted peer sent no PROXY header');
+      else this.admit(conn, EMPTY);
+    } else if (kind === 'spoof-check') this.admit(conn, held);
+    else this.routeConnection(conn, held);
   }
 
   // ---- PROXY stage ----------------------------------------------------------------------------
