@@ -3,13 +3,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { connect, freePort, readLine, startTaggedEchoServer } from './helpers/net.js';
+import { cleanupAfterAll } from './helpers/cleanup.js';
 
-const cleanups: Array<() => Promise<unknown> | void> = [];
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const onCleanup = cleanupAfterAll();
 
 interface IRun {
   child: ChildProcess;
@@ -24,7 +22,7 @@ function runNode(args: string[]): IRun {
   child.stdout?.on('data', (d) => (out += d));
   child.stderr?.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  cleanups.push(() => {
+  onCleanup(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
   return {
@@ -45,7 +43,7 @@ function runNode(args: string[]): IRun {
 
 function writeConfig(config: unknown): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smartproxy-cli-'));
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'smartproxy.json');
   fs.writeFileSync(file, JSON.stringify(config));
   return file;
@@ -108,7 +106,7 @@ describe('the smartproxy CLI', () => {
   it('serves traffic, applies a new route on SIGHUP without dropping live connections, and stops on SIGTERM', async () => {
     const one = await startTaggedEchoServer('one');
     const two = await startTaggedEchoServer('two');
-    cleanups.push(() => one.close(), () => two.close());
+    onCleanup(() => one.close(), () => two.close());
     const [p1, p2] = [await freePort(), await freePort()];
     const route = (name: string, port: number, target: number) => ({ name, match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: target } } });
     const file = writeConfig({ listenAddress: '127.0.0.1', gracefulShutdownTimeout: 2000, routes: [route('one', p1, one.port)] });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import tls from 'node:tls';
 import { ConfigError, SmartProxy } from '../ts/index.js';
 import {
@@ -18,23 +18,21 @@ import {
   waitFor,
 } from './helpers/net.js';
 import { captureClientHello, reframe, startTlsTaggedServer, writeSplit } from './helpers/tls.js';
+import { cleanupAfterAll } from './helpers/cleanup.js';
 
-const cleanups: Array<() => Promise<unknown>> = [];
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const onCleanup = cleanupAfterAll();
 
 async function proxyFor(options: ConstructorParameters<typeof SmartProxy>[0]): Promise<SmartProxy> {
   const proxy = new SmartProxy({ listenAddress: '127.0.0.1', ...options });
   await proxy.start();
-  cleanups.push(() => proxy.stop());
+  onCleanup(() => proxy.stop());
   return proxy;
 }
 
 describe('plain TCP forwarding', () => {
   it('moves several MB each way intact through a forward route', async () => {
     const backend = await startEchoServer();
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const port = await freePort();
     await proxyFor({ routes: [{ name: 'echo', match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });
     const payload = randomBytes(6 * 1024 * 1024);
@@ -55,7 +53,7 @@ describe('plain TCP forwarding', () => {
 
   it('listens on every port of a range and forwards each', async () => {
     const backend = await startTaggedEchoServer('ranged');
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const base = await freePort('127.0.0.1', 3);
     await proxyFor({ routes: [{ name: 'range', match: { ports: [{ from: base, to: base + 2 }] }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });
     for (const p of [base, base + 1, base + 2]) {
@@ -67,7 +65,7 @@ describe('plain TCP forwarding', () => {
 
   it('round-robins across an array of target hosts', async () => {
     const backend = await startServer((s) => s.end(`${s.localAddress}\n`), { host: '0.0.0.0' });
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const port = await freePort();
     await proxyFor({ routes: [{ name: 'rr', match: { ports: port }, action: { type: 'forward', target: { host: ['127.0.0.1', '127.0.0.2'], port: backend.port } } }] });
     const seen = [];
@@ -84,7 +82,7 @@ describe('TLS routing by SNI', () => {
     const a = await startTlsTaggedServer('backend-a', certA);
     const b = await startTlsTaggedServer('backend-b', certB);
     const fallback = await startTaggedEchoServer('fallback');
-    cleanups.push(() => a.close(), () => b.close(), () => fallback.close());
+    onCleanup(() => a.close(), () => b.close(), () => fallback.close());
     const port = await freePort();
     const proxy = await proxyFor({
       routes: [
@@ -138,7 +136,7 @@ describe('TLS routing by SNI', () => {
 
     const strictPort = await freePort();
     const a = await startTlsTaggedServer('only-a', certA);
-    cleanups.push(() => a.close());
+    onCleanup(() => a.close());
     const proxy = await proxyFor({ routes: [{ name: 'a-only', match: { ports: strictPort, domains: 'a.example.com' }, action: { type: 'forward', target: { host: '127.0.0.1', port: a.port }, tls: { mode: 'passthrough' } } }] });
     const rejected: string[] = [];
     proxy.on('connection-rejected', (e: { code: string }) => rejected.push(e.code));
@@ -153,7 +151,7 @@ describe('TLS routing by SNI', () => {
 
   it('terminates TLS with the route certificate and forwards plain bytes', async () => {
     const backend = await startEchoServer();
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const port = await freePort();
     await proxyFor({ routes: [{ name: 'term', match: { ports: port, domains: 'a.example.com' }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port }, tls: { mode: 'terminate', certificate: certA } } }] });
     const socket = tls.connect({ port, host: '127.0.0.1', servername: 'a.example.com', ca: certA.cert });
@@ -167,7 +165,7 @@ describe('TLS routing by SNI', () => {
   it('terminates and re-encrypts to a TLS backend it verifies', async () => {
     const backendCert = makeCertificate(['backend.internal']);
     const backend = await startTlsTaggedServer('secure-backend', backendCert);
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const port = await freePort();
     await proxyFor({
       routes: [{
@@ -195,7 +193,7 @@ describe('half-open policy', () => {
       s.resume();
       s.on('end', () => setTimeout(() => s.end('late answer'), 200));
     }, { allowHalfOpen: true });
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     return backend;
   }
 
@@ -234,7 +232,7 @@ describe('failures on either side', () => {
       s.write('partial');
       setTimeout(() => s.resetAndDestroy(), 50);
     });
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const port = await freePort();
     const proxy = await proxyFor({ routes: [{ name: 'rst', match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });
     const client = await connect({ port });
@@ -249,7 +247,7 @@ describe('failures on either side', () => {
       s.on('close', () => (backendClosed = true));
       s.resume();
     });
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const port = await freePort();
     const proxy = await proxyFor({ routes: [{ name: 'crst', match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });
     const client = await connect({ port });
@@ -266,7 +264,7 @@ describe('failures on either side', () => {
       s.pause();
       backendSockets.push(s);
     });
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const port = await freePort();
     const proxy = await proxyFor({ routes: [{ name: 'slow', match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });
     const client = await connect({ port });
@@ -289,7 +287,7 @@ describe('failures on either side', () => {
 describe('route security', () => {
   it('enforces allow lists, block lists and maxConnectionsPerIP on the client address', async () => {
     const backend = await startTaggedEchoServer('ok');
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const [allowPort, limitPort] = await freePorts(2);
     const proxy = await proxyFor({
       maxConnectionsPerIP: 2,
@@ -324,7 +322,7 @@ describe('route security', () => {
 
   it('enforces a route maxConnections', async () => {
     const backend = await startTaggedEchoServer('ok');
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const port = await freePort();
     await proxyFor({ routes: [{ name: 'cap', match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port }, security: { maxConnections: 1 } } }] });
     const first = await connect({ port });
@@ -337,7 +335,7 @@ describe('route security', () => {
 describe('routes and lifecycle', () => {
   it('updateRoutes opens new ports, closes dropped ones and keeps live connections', async () => {
     const backend = await startEchoServer();
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const [p1, p2] = await freePorts(2);
     const proxy = await proxyFor({ routes: [{ name: 'one', match: { ports: p1 }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });
     const live = await connect({ port: p1 });
@@ -362,7 +360,7 @@ describe('routes and lifecycle', () => {
 
   it('closes idle connections at inactivityTimeout and old ones at maxConnectionLifetime', async () => {
     const backend = await startServer((s) => s.resume());
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const [idlePort, lifePort] = await freePorts(2);
     const idleProxy = await proxyFor({ inactivityTimeout: 200, routes: [{ name: 'idle', match: { ports: idlePort }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });
     const reasons: string[] = [];

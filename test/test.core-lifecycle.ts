@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ConfigError, SmartProxy, WrappedSocket, collectConfigErrors, getUnderlyingSocket, isWrappedSocket } from '../ts/index.js';
 import type { ISmartProxyOptions } from '../ts/index.js';
 import { closed, connect, freePort, readLine, startEchoServer, startServer, waitFor } from './helpers/net.js';
+import { cleanupAfterAll } from './helpers/cleanup.js';
 
-const cleanups: Array<() => Promise<unknown>> = [];
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const onCleanup = cleanupAfterAll();
 
 const target = { host: '127.0.0.1', port: 9 };
 const route = (extra: Record<string, unknown> = {}) => ({ name: 'r', match: { ports: 8443 }, action: { type: 'forward' as const, target }, ...extra });
@@ -79,7 +77,7 @@ describe('configuration is checked at construction', () => {
 describe('WrappedSocket', () => {
   it('reports the socket address until proxy info is set, then the real client', async () => {
     const server = await startServer(() => undefined);
-    cleanups.push(() => server.close());
+    onCleanup(() => server.close());
     const raw = await connect({ port: server.port, localAddress: '127.0.0.7' });
     const wrapped = new WrappedSocket(raw, true);
     assert.equal(wrapped.remoteAddress, '127.0.0.1');
@@ -105,7 +103,7 @@ describe('WrappedSocket', () => {
 describe('no leaks', () => {
   it('returns to zero active connections after 500 connections, some of them failing', async () => {
     const backend = await startEchoServer();
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const port = await freePort();
     const deadPort = await freePort();
     const proxy = new SmartProxy({
@@ -117,7 +115,7 @@ describe('no leaks', () => {
       ],
     });
     await proxy.start();
-    cleanups.push(() => proxy.stop());
+    onCleanup(() => proxy.stop());
     const kinds = ['ok', 'reset', 'dead', 'unrouted', 'half'];
     for (let batch = 0; batch < 10; batch++) {
       await Promise.all(
@@ -173,7 +171,7 @@ describe('graceful shutdown and defaults', () => {
     const backend = await startServer((s) => {
       s.on('data', () => setTimeout(() => s.end('done\n'), 150));
     });
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const port = await freePort();
     const proxy = new SmartProxy({ listenAddress: '127.0.0.1', gracefulShutdownTimeout: 2000, routes: [{ name: 'g', match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });
     await proxy.start();
@@ -193,7 +191,7 @@ describe('graceful shutdown and defaults', () => {
 
   it('fills a route target and security from defaults', async () => {
     const backend = await startServer((s) => s.end('from defaults\n'));
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const port = await freePort();
     const proxy = new SmartProxy({
       listenAddress: '127.0.0.1',
@@ -201,7 +199,7 @@ describe('graceful shutdown and defaults', () => {
       routes: [{ name: 'd', match: { ports: port }, action: { type: 'forward' } }],
     });
     await proxy.start();
-    cleanups.push(() => proxy.stop());
+    onCleanup(() => proxy.stop());
     assert.equal(await readLine(await connect({ port })), 'from defaults');
     assert.equal(await closed(await connect({ port, localAddress: '127.0.0.9' })), true);
   });

@@ -6,30 +6,28 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { SmartProxy } from '../ts/index.js';
 import type { IConnectionRecord, ISmartProxyOptions } from '../ts/index.js';
 import { type IHeaderReport, connect, freePort, makeCertificate, readLine, startHeaderReportingServer, waitFor } from './helpers/net.js';
 import { type IPeer, haproxyCommand, skipUnless, startHaproxy, startNginx, withPeerLogs } from './helpers/peers.js';
+import { cleanupAfterAll } from './helpers/cleanup.js';
 
 const run = promisify(execFile);
-const cleanups: Array<() => Promise<unknown>> = [];
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const onCleanup = cleanupAfterAll();
 
 async function peer(start: Promise<IPeer>): Promise<IPeer> {
   const p = await start;
-  cleanups.push(() => p.stop());
+  onCleanup(() => p.stop());
   return p;
 }
 
 async function smartProxy(options: ISmartProxyOptions): Promise<SmartProxy> {
   const proxy = new SmartProxy({ listenAddress: '127.0.0.1', ...options });
   await proxy.start();
-  cleanups.push(() => proxy.stop());
+  onCleanup(() => proxy.stop());
   return proxy;
 }
 
@@ -39,7 +37,7 @@ function forward(port: number, target: number, extra: Record<string, unknown> = 
 
 async function reporter() {
   const backend = await startHeaderReportingServer();
-  cleanups.push(() => backend.close());
+  onCleanup(() => backend.close());
   return backend;
 }
 
@@ -263,7 +261,7 @@ describe('scale-out behind HAProxy', () => {
     const proxyA = await smartProxy({ ...options, routes: [forward(a, backend.port)] });
     const proxyB = new SmartProxy({ listenAddress: '127.0.0.1', ...options, routes: [forward(b, backend.port)] });
     await proxyB.start();
-    cleanups.push(() => proxyB.stop());
+    onCleanup(() => proxyB.stop());
     const errors: string[] = [];
     for (const p of [proxyA, proxyB]) p.on('proxy-protocol-error', (e: { code: string }) => errors.push(e.code));
     const haproxy = await peer(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ProxyProtocolParser, SmartProxy, authorityTlv, uniqueIdTlv } from '../ts/index.js';
 import type { IProxyProtocolErrorEvent, ISmartProxyOptions } from '../ts/index.js';
 import {
@@ -15,11 +15,9 @@ import {
   waitFor,
 } from './helpers/net.js';
 import { startTlsTaggedServer, tlsConnectFrom, writeSplit } from './helpers/tls.js';
+import { cleanupAfterAll } from './helpers/cleanup.js';
 
-const cleanups: Array<() => Promise<unknown>> = [];
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const onCleanup = cleanupAfterAll();
 
 async function startProxy(options: Omit<ISmartProxyOptions, 'routes'> & { routes?: ISmartProxyOptions['routes'] }, port: number, target: number, extra: Partial<ISmartProxyOptions['routes'][number]['action']> = {}): Promise<SmartProxy> {
   const proxy = new SmartProxy({
@@ -28,13 +26,13 @@ async function startProxy(options: Omit<ISmartProxyOptions, 'routes'> & { routes
     ...options,
   });
   await proxy.start();
-  cleanups.push(() => proxy.stop());
+  onCleanup(() => proxy.stop());
   return proxy;
 }
 
 async function reporter() {
   const backend = await startHeaderReportingServer();
-  cleanups.push(() => backend.close());
+  onCleanup(() => backend.close());
   return backend;
 }
 
@@ -96,7 +94,7 @@ describe('chains of SmartProxy instances keep the real client', () => {
       });
       await inner.start();
       await outer.start();
-      cleanups.push(() => outer.stop(), () => inner.stop());
+      onCleanup(() => outer.stop(), () => inner.stop());
       const socket = await connect({ port: outerPort, host: '::1' });
       socket.write('ping\n');
       const report = JSON.parse(await readLine(socket)) as IHeaderReport;
@@ -112,7 +110,7 @@ describe('chains of SmartProxy instances keep the real client', () => {
   it('routes TLS passthrough by SNI behind a header, with route matching on the real client', async () => {
     const cert = makeCertificate(['app.example.com']);
     const tagged = await startTlsTaggedServer('app-backend', cert);
-    cleanups.push(() => tagged.close());
+    onCleanup(() => tagged.close());
     const [outerPort, innerPort] = [await freePort(), await freePort()];
     const inner = new SmartProxy({
       listenAddress: '127.0.0.1',
@@ -123,7 +121,7 @@ describe('chains of SmartProxy instances keep the real client', () => {
       ],
     });
     await inner.start();
-    cleanups.push(() => inner.stop());
+    onCleanup(() => inner.stop());
     await startProxy({ sendProxyProtocol: true, proxyProtocolVersion: 2 }, outerPort, innerPort, { tls: { mode: 'passthrough' } });
     const line = await new Promise<string>((resolve, reject) => {
       const s = tlsConnectFrom(outerPort, '127.0.0.13', { servername: 'app.example.com', ca: cert.cert });
@@ -333,7 +331,7 @@ describe('receiving is safe against bad and hostile peers', () => {
       routes: [{ name: 'dual', match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }],
     });
     await proxy.start();
-    cleanups.push(() => proxy.stop());
+    onCleanup(() => proxy.stop());
     const socket = await connect({ port, host: '127.0.0.1', localAddress: '127.0.0.200' });
     socket.write('PROXY TCP4 198.51.100.9 198.51.100.1 999 443\r\nping\n');
     const report = JSON.parse(await readLine(socket)) as IHeaderReport;
@@ -345,7 +343,7 @@ describe('receiving is safe against bad and hostile peers', () => {
 describe('limits and cleanup behind a chain', () => {
   it('counts per-IP limits on real clients: 150 connections from 3 clients pass an inner limit of 100', async () => {
     const backend = await startEchoServer();
-    cleanups.push(() => backend.close());
+    onCleanup(() => backend.close());
     const [outerPort, innerPort] = [await freePort(), await freePort()];
     const inner = await startProxy({ acceptProxyProtocol: true, proxyIPs: ['127.0.0.1'], maxConnectionsPerIP: 100 }, innerPort, backend.port);
     await startProxy({ sendProxyProtocol: true, proxyProtocolVersion: 2 }, outerPort, innerPort);
