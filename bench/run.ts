@@ -26,7 +26,6 @@ const { values: args } = parseArgs({
     profile: { type: 'string' },
   },
 });
-const args_ = args;
 const ROUNDS = Number(args.rounds);
 const SECONDS = Number(args.seconds);
 const CONCURRENCY = 50;
@@ -45,9 +44,9 @@ interface IProc {
 
 const procs: IProc[] = [];
 
-function spawnNode(script: string, args: string[], profile = false): Promise<IProc> {
-  const flags = profile && args_.profile ? ['--cpu-prof', `--cpu-prof-dir=${args_.profile}`] : [];
-  const child = spawn(process.execPath, [...flags, '--import', 'tsx', script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+function spawnNode(script: string, scriptArgs: string[], profile = false): Promise<IProc> {
+  const flags = profile && args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', script, ...scriptArgs], { stdio: ['pipe', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let out = '';
     const onData = (d: Buffer): void => {

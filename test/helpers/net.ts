@@ -105,7 +105,7 @@ export interface IHeaderReport {
 
 /**
  * A PROXY-aware backend: reads one header, answers with a JSON line describing it, then echoes.
- * `headers` keeps every report for assertions.
+ * `reports` keeps every report for assertions.
  */
 export async function startHeaderReportingServer(): Promise<ITestServer & { reports: IHeaderReport[] }> {
   const reports: IHeaderReport[] = [];
@@ -268,9 +268,4 @@ export function makeCertificate(names: string[]): ICertificate {
   fs.rmSync(dir, { recursive: true, force: true });
   certCache.set(id, result);
   return result;
-}
-
-/** Loopback addresses that look like distinct hosts. */
-export function clientAddress(n: number): string {
-  return `127.0.0.${n}`;
 }

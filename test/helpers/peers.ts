@@ -3,7 +3,7 @@
  * ports, wait until listening, stop by PID (even when a test fails), logs shown on failure.
  * A missing binary skips with a reason locally and fails under CI=true.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -128,8 +128,4 @@ export async function withPeerLogs<T>(peers: IPeer[], fn: () => Promise<T>): Pro
     for (const p of peers) console.error(`----- ${p.name} (pid ${p.pid}) logs -----\n${p.logs()}`);
     throw err;
   }
-}
-
-export function curlVersion(): string {
-  return execFileSync('curl', ['--version'], { encoding: 'utf8' }).split('\n')[0];
 }
