@@ -9,7 +9,7 @@ export type * from './proxies/smart-proxy/models/route-types.js';
 export { WrappedSocket } from './core/models/wrapped-socket.js';
 export { isWrappedSocket, getUnderlyingSocket } from './core/models/socket-types.js';
 export { IpList, normalizeIP } from './core/utils/ip-utils.js';
-export { SmartProxyError, ConfigError, ProxyProtocolError, TlsParseError } from './core/errors.js';
+export { SmartProxyError, ConfigError, ProxyProtocolError, TlsParseError } from './protocols/errors.js';
 export * from './protocols/proxy/index.js';
 export { readClientHello } from './protocols/tls/client-hello.js';
 export type { ClientHelloResult } from './protocols/tls/client-hello.js';

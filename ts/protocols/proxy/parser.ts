@@ -3,7 +3,7 @@
  * The parser never guesses: a buffer is a complete header, a prefix that may still become one,
  * something that can never be one, or a typed ProxyProtocolError.
  */
-import { ProxyProtocolError } from '../../core/errors.js';
+import { ProxyProtocolError } from '../errors.js';
 import * as C from './constants.js';
 import { generateV1, parseV1 } from './v1.js';
 import { checkV2Fixed, generateV2, parseV2 } from './v2.js';

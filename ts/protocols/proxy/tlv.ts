@@ -2,7 +2,7 @@
  * v2 TLVs: the structural check done while parsing (no allocation), the lazy walk that
  * materialises them, typed decoders, and builders for sending.
  */
-import { ProxyProtocolError } from '../../core/errors.js';
+import { ProxyProtocolError } from '../errors.js';
 import * as C from './constants.js';
 import { crc32cFinish, crc32cStart, crc32cUpdate, crc32cUpdateZeros } from './crc32c.js';
 import type { ISslInfo, ITlv } from './types.js';

@@ -1,5 +1,5 @@
 /** PROXY protocol v1 (text): strict parse and generate. */
-import { ProxyProtocolError } from '../../core/errors.js';
+import { ProxyProtocolError } from '../errors.js';
 import { isIPv6Bytes, parseIPv4, parseIPv4Bytes, parseIPv6, unmapIPv4 } from '../ip-address.js';
 import * as C from './constants.js';
 import { AddressLayout, ProxyHeader } from './header.js';

@@ -1,5 +1,5 @@
 /** PROXY protocol v2 (binary): strict parse and generate. */
-import { ProxyProtocolError } from '../../core/errors.js';
+import { ProxyProtocolError } from '../errors.js';
 import { parseIPv4, parseIPv6, unmapIPv4 } from '../ip-address.js';
 import * as C from './constants.js';
 import { crc32c } from './crc32c.js';

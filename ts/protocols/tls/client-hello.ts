@@ -3,7 +3,7 @@
  * the hello may span several records and arrive in any split; the caller keeps the bytes and
  * forwards them untouched, this only looks.
  */
-import { TlsParseError } from '../../core/errors.js';
+import { TlsParseError } from '../errors.js';
 import * as T from './constants.js';
 
 export type ClientHelloResult =

@@ -3,7 +3,7 @@
  * values and never meets a bad configuration at connection time.
  */
 import tls from 'node:tls';
-import { ConfigError } from '../../core/errors.js';
+import { ConfigError, type ConfigErrorCode } from '../../protocols/errors.js';
 import { IpList, isCatchAll } from '../../core/utils/ip-utils.js';
 import { DEFAULT_MAX_HEADER_SIZE, V2_FIXED_LENGTH, V2_MAX_TOTAL_LENGTH } from '../../protocols/proxy/constants.js';
 import type { IProxyProtocolTlvOptions, ISmartProxyOptions } from './models/interfaces.js';
@@ -106,7 +106,7 @@ function checkKeys(value: unknown, known: readonly string[], field: string, prob
 /** Collects every problem instead of stopping at the first, so the CLI can list them all. */
 class Problems {
   readonly list: ConfigError[] = [];
-  add(code: string, field: string, message: string, route?: string): void {
+  add(code: ConfigErrorCode, field: string, message: string, route?: string): void {
     this.list.push(new ConfigError(code, field, message, route));
   }
 }

@@ -13,7 +13,7 @@
 import type { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { ProxyProtocolError, SmartProxyError } from '../../core/errors.js';
+import type { ProxyProtocolError, SmartProxyError } from '../../protocols/errors.js';
 import { WrappedSocket } from '../../core/models/wrapped-socket.js';
 import { normalizeIP } from '../../core/utils/ip-utils.js';
 import { ProxyProtocolDecoder, detectSignature } from '../../protocols/proxy/parser.js';

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { SmartProxyError } from '../../core/errors.js';
+import { SmartProxyError } from '../../protocols/errors.js';
 import { isCatchAll } from '../../core/utils/ip-utils.js';
 import { type IResolvedConfig, resolveConfig, resolveRoutesOrThrow } from './config.js';
 import { ConnectionManager } from './connection-manager.js';
