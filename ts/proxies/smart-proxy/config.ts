@@ -19,6 +19,10 @@ export const DEFAULTS = Object.freeze({
   proxyProtocolMaxHeaderSize: DEFAULT_MAX_HEADER_SIZE,
   proxyProtocolRequired: true,
   proxyProtocolVersion: 1 as 1 | 2,
+  connectTimeout: 10_000,
+  flushTimeout: 5_000,
+  proxyProtocolMaxPending: 1_000,
+  proxyProtocolMaxPendingPerIP: 64,
 });
 
 const MAX_PORT = 65535;
@@ -75,13 +79,21 @@ export interface IResolvedConfig {
   proxyProtocolTimeout: number;
   proxyProtocolMaxHeaderSize: number;
   proxyProtocolRequired: boolean;
+  /** Deadline for the TCP connection to a backend. */
+  connectTimeout: number;
+  /** Once one side is gone, how long the other may take to flush before it is destroyed. */
+  flushTimeout: number;
+  /** Connections that may wait in the PROXY or spoof-check stage at once, per listener (0: no cap). */
+  proxyProtocolMaxPending: number;
+  /** The same, per TCP peer address (0: no cap). */
+  proxyProtocolMaxPendingPerIP: number;
   routes: IResolvedRoute[];
 }
 
 // Known keys per object: a misspelt option (say `acceptProxyprotocol`) must fail loudly, not be
 // ignored and leave the proxy trusting nobody or everybody.
 const KNOWN_KEYS = {
-  options: ['routes', 'listenAddress', 'enableHalfOpen', 'initialDataTimeout', 'inactivityTimeout', 'maxConnectionLifetime', 'maxConnectionsPerIP', 'gracefulShutdownTimeout', 'defaults', 'proxyIPs', 'acceptProxyProtocol', 'trustAllProxyIPs', 'proxyProtocolTimeout', 'proxyProtocolMaxHeaderSize', 'proxyProtocolRequired', 'sendProxyProtocol', 'proxyProtocolVersion', 'proxyProtocolTlvs'],
+  options: ['routes', 'listenAddress', 'enableHalfOpen', 'initialDataTimeout', 'inactivityTimeout', 'maxConnectionLifetime', 'maxConnectionsPerIP', 'gracefulShutdownTimeout', 'defaults', 'proxyIPs', 'acceptProxyProtocol', 'trustAllProxyIPs', 'proxyProtocolTimeout', 'proxyProtocolMaxHeaderSize', 'proxyProtocolRequired', 'sendProxyProtocol', 'proxyProtocolVersion', 'proxyProtocolTlvs', 'connectTimeout', 'flushTimeout', 'proxyProtocolMaxPending', 'proxyProtocolMaxPendingPerIP'],
   defaults: ['target', 'security'],
   tlvs: ['authority', 'alpn', 'uniqueId', 'ssl', 'crc32c', 'passThrough'],
   route: ['name', 'priority', 'match', 'action'],
@@ -405,6 +417,10 @@ function validate(input: unknown): { config: IResolvedConfig; problems: Problems
     proxyProtocolTimeout: duration(raw, 'proxyProtocolTimeout', DEFAULTS.proxyProtocolTimeout, problems),
     proxyProtocolMaxHeaderSize: maxHeader,
     proxyProtocolRequired: flag(raw, 'proxyProtocolRequired', DEFAULTS.proxyProtocolRequired, problems),
+    connectTimeout: duration(raw, 'connectTimeout', DEFAULTS.connectTimeout, problems),
+    flushTimeout: duration(raw, 'flushTimeout', DEFAULTS.flushTimeout, problems),
+    proxyProtocolMaxPending: duration(raw, 'proxyProtocolMaxPending', DEFAULTS.proxyProtocolMaxPending, problems),
+    proxyProtocolMaxPendingPerIP: duration(raw, 'proxyProtocolMaxPendingPerIP', DEFAULTS.proxyProtocolMaxPendingPerIP, problems),
     routes: resolveRoutes(options.routes, options, problems),
   };
   flag(raw, 'sendProxyProtocol', false, problems);

@@ -35,6 +35,10 @@ export interface ISmartProxyOptions {
   maxConnectionsPerIP?: number;
   /** On stop(): how long live connections may drain before they are closed. Default 0. */
   gracefulShutdownTimeout?: number;
+  /** Deadline for the TCP connection to a backend; past it the client is closed with ERR_BACKEND_CONNECT_TIMEOUT. Default 10000. */
+  connectTimeout?: number;
+  /** Once one side of a connection is gone, how long the other may take to flush before it is destroyed. Default 5000. */
+  flushTimeout?: number;
   /** Fallbacks for routes that leave these out. */
   defaults?: { target?: Partial<IRouteTarget>; security?: IRouteSecurity };
 
@@ -50,6 +54,10 @@ export interface ISmartProxyOptions {
   proxyProtocolMaxHeaderSize?: number;
   /** A trusted peer must send a header. Default true; false treats one without a header as a direct client. */
   proxyProtocolRequired?: boolean;
+  /** Connections that may wait in the PROXY or spoof-check stage at once, per listener; the excess is closed with ERR_PP_TOO_MANY_PENDING. Default 1000; 0: no cap. */
+  proxyProtocolMaxPending?: number;
+  /** The same cap per TCP peer address. Default 64; 0: no cap. */
+  proxyProtocolMaxPendingPerIP?: number;
   /** Send a PROXY header to every backend (routes may override). Default false. */
   sendProxyProtocol?: boolean;
   /** Version sent. Default 1 (what SmartProxy 21 receivers understand). */
