@@ -27,7 +27,9 @@ export type ProxyProtocolConnectionCode =
   | 'ERR_PP_UNTRUSTED_PEER'
   | 'ERR_PP_TIMEOUT'
   | 'ERR_PP_MISSING'
-  | 'ERR_PP_INCOMPLETE';
+  | 'ERR_PP_INCOMPLETE'
+  | 'ERR_PP_TOO_MANY_PENDING'
+  | 'ERR_PP_SEND';
 
 export type ProxyProtocolErrorCode = ProxyProtocolParseCode | ProxyProtocolConnectionCode;
 
@@ -66,7 +68,11 @@ export type ConnectionErrorCode =
   | 'ERR_CLIENT_CLOSED'
   | 'ERR_BACKEND_CONNECT'
   | 'ERR_BACKEND_CLOSED'
-  | 'ERR_BACKEND_TLS';
+  | 'ERR_BACKEND_TLS'
+  | 'ERR_BACKEND_CONNECT_TIMEOUT'
+  | 'ERR_TLS_CLIENT'
+  | 'ERR_TLS_CLIENT_CERT'
+  | 'ERR_INTERNAL';
 
 /** Errors of the proxy as a whole (listening, lifecycle). */
 export type LifecycleErrorCode = 'ERR_LISTEN';

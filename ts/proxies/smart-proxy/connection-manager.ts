@@ -1,28 +1,69 @@
 /**
- * Connection records, counters, deadlines and the one idempotent cleanup every ending goes
- * through. Deadlines (PROXY header, first data, TLS handshake, lifetime, inactivity) are checked by
- * one sweep timer for the whole proxy instead of timers per connection.
+ * Connection records, counters, stage changes, deadlines and the one idempotent cleanup every
+ * ending goes through. Deadlines (each stage's own, lifetime, inactivity) are checked by one sweep
+ * timer for the whole proxy instead of timers per connection, on the monotonic clock: a wall-clock
+ * step never holds or cuts a connection.
  */
 import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { WrappedSocket } from '../../core/models/wrapped-socket.js';
+import type { ConnectionErrorCode } from '../../protocols/errors.js';
 import type { ProxyProtocolDecoder } from '../../protocols/proxy/parser.js';
 import type { IProxyHeader } from '../../protocols/proxy/types.js';
 import type { IResolvedConfig, IResolvedRoute } from './config.js';
 import type { IConnectionRecord, IProxyProtocolStatistics, ISmartProxyStatistics } from './models/interfaces.js';
+import type { RouteManager } from './route-manager.js';
 
-/** What a connection is waiting for when its deadline passes. */
-export type DeadlineKind = 'proxy-header' | 'spoof-check' | 'client-hello' | 'tls-handshake';
+/**
+ * Where a connection is. Each waiting stage lives in its own module under `stages/`; the
+ * dispatcher (RouteConnectionHandler) maps names to modules.
+ */
+export type StageName =
+  | 'accepting'
+  | 'proxy-header'
+  | 'spoof-check'
+  | 'admission'
+  | 'client-hello'
+  | 'routing'
+  | 'tls-handshake'
+  | 'connecting'
+  | 'forwarding'
+  | 'closing'
+  | 'closed';
+
+/** How a forwarded connection ended normally (anything else is a ConnectionErrorCode). */
+export type NormalEnding = 'client-closed' | 'backend-closed' | 'client-error' | 'backend-error' | 'proxy-stopped';
+export type CloseReason = ConnectionErrorCode | NormalEnding;
+
+/** One stage: how it starts, and what it does when its deadline passes or the client ends early. */
+export interface IStage {
+  enter(conn: Connection, initial: Buffer): void;
+  deadline?(conn: Connection): void;
+  /** The client sent FIN while this stage waited for its bytes. */
+  clientEnded?(conn: Connection): void;
+}
+
+export type StageTable = Record<Exclude<StageName, 'accepting' | 'closed'>, IStage>;
+
+/** Stages that hold a connection before its real client is known (capped by proxyProtocolMaxPending). */
+const PENDING_STAGES: ReadonlySet<StageName> = new Set(['proxy-header', 'spoof-check']);
 
 const SWEEP_MIN_MS = 20;
 const SWEEP_MAX_MS = 1000;
 const SWEEP_DIVISOR = 10;
 
 export class Connection implements IConnectionRecord {
+  /** Wall-clock start, for records and logs. */
   readonly startTime: number;
+  /** Monotonic start, for the lifetime limit. */
+  readonly startedAt: number;
+  stage: StageName = 'accepting';
   serverName: string | undefined = undefined;
-  closeReason: string | undefined = undefined;
+  closeReason: CloseReason | undefined = undefined;
+  /** Why the connection is closing once the side that is still open has flushed. */
+  endingReason: CloseReason | undefined = undefined;
 
   /** The stream the client's bytes come from: the raw socket, or a TLSSocket when terminating. */
   clientStream: net.Socket;
@@ -32,23 +73,22 @@ export class Connection implements IConnectionRecord {
   route: IResolvedRoute | null = null;
   /** Whether `clientIP` is counted in the per-IP table. */
   ipCounted = false;
+  /** Whether the connection is counted among those waiting in the PROXY stage. */
+  pendingCounted = false;
+  /** Monotonic time at which the current stage gives up; 0 for none. */
   deadline = 0;
-  deadlineKind: DeadlineKind | null = null;
   /** Stage state: the PROXY decoder, or the bytes held while looking for a signature or ClientHello. */
   decoder: ProxyProtocolDecoder | null = null;
   pending: Buffer | null = null;
   negotiatedAlpn: string | undefined = undefined;
-  /** Set once a route accepted the connection; an ending before that counts as rejected. */
-  forwarded = false;
-  backendConnected = false;
-  closed = false;
-  /** Client bytes in + out at the last sweep, and when that number last changed. */
+  /** Client bytes in + out at the last sweep, and (monotonic) when that number last changed. */
   lastTraffic = 0;
   lastActive: number;
   private idText: string | undefined;
 
   constructor(
-    private readonly idPrefix: string,
+    /** The manager this connection belongs to: module-level listeners reach everything through it. */
+    readonly manager: ConnectionManager,
     private readonly seq: number,
     public readonly wrapped: WrappedSocket,
     public readonly peerIP: string,
@@ -56,7 +96,8 @@ export class Connection implements IConnectionRecord {
     public readonly localPort: number,
   ) {
     this.startTime = Date.now();
-    this.lastActive = this.startTime;
+    this.startedAt = performance.now();
+    this.lastActive = this.startedAt;
     this.clientStream = wrapped.socket;
   }
 
@@ -73,6 +114,13 @@ export class Connection implements IConnectionRecord {
   get routeName(): string | undefined {
     return this.route?.name;
   }
+  /** A route accepted the connection; an ending before that counts as rejected. */
+  get forwarded(): boolean {
+    return this.route !== null;
+  }
+  get closed(): boolean {
+    return this.closeReason !== undefined;
+  }
   get bytesFromClient(): number {
     return this.wrapped.socket.bytesRead;
   }
@@ -82,9 +130,14 @@ export class Connection implements IConnectionRecord {
 
   /** Unique per process (random prefix + sequence); built on first use. */
   get id(): string {
-    if (this.idText === undefined) this.idText = `${this.idPrefix}-${this.seq.toString(36)}`;
+    if (this.idText === undefined) this.idText = `${this.manager.idPrefix}-${this.seq.toString(36)}`;
     return this.idText;
   }
+}
+
+/** Adds one to a counter. */
+function retain<K>(counts: Map<K, number>, key: K): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
 }
 
 /** Takes one off a counter, dropping the key at zero so the table holds only live entries. */
@@ -100,37 +153,33 @@ function emptyProxyStats(): IProxyProtocolStatistics {
 
 export class ConnectionManager {
   readonly connections = new Set<Connection>();
+  readonly idPrefix = randomBytes(6).toString('hex');
   private readonly perIP = new Map<string, number>();
   private readonly perRoute = new Map<IResolvedRoute, number>();
-  private readonly idPrefix = randomBytes(6).toString('hex');
+  private readonly pendingPerPort = new Map<number, number>();
+  private readonly pendingPerPeer = new Map<string, number>();
+  /** Round-robin position per route with several hosts. */
+  private readonly hostCursor = new WeakMap<IResolvedRoute, number>();
   private nextId = 0;
   private totalConnections = 0;
   private rejectedConnections = 0;
   private goneBeforeAccept = 0;
   private bytesFromClients = 0;
   private bytesToClients = 0;
-  readonly proxyStats = emptyProxyStats();
+  private readonly proxyStats = emptyProxyStats();
   private sweepTimer: NodeJS.Timeout | null = null;
-  private readonly sweepInterval: number;
-
-  /** Called by the sweep when a connection's stage deadline passes (set by the handler). */
-  onDeadline: (conn: Connection, kind: DeadlineKind) => void = () => undefined;
 
   constructor(
-    private readonly config: IResolvedConfig,
-    private readonly events: EventEmitter,
-  ) {
-    const shortest = Math.min(
-      ...[config.proxyProtocolTimeout, config.initialDataTimeout, config.maxConnectionLifetime, config.inactivityTimeout].filter((v) => v > 0),
-      SWEEP_MAX_MS * SWEEP_DIVISOR,
-    );
-    this.sweepInterval = Math.max(SWEEP_MIN_MS, Math.min(SWEEP_MAX_MS, Math.floor(shortest / SWEEP_DIVISOR)));
-  }
+    public config: IResolvedConfig,
+    public routes: RouteManager,
+    readonly events: EventEmitter,
+    private readonly stages: StageTable,
+  ) {}
 
   /** Starts the deadline sweep (unref'd: it never keeps the process alive). */
   start(): void {
     if (this.sweepTimer !== null) return;
-    this.sweepTimer = setInterval(() => this.sweep(), this.sweepInterval);
+    this.sweepTimer = setInterval(sweep, sweepInterval(this.config), this);
     this.sweepTimer.unref();
   }
 
@@ -140,24 +189,72 @@ export class ConnectionManager {
   }
 
   open(wrapped: WrappedSocket, peerIP: string, peerPort: number, localPort: number): Connection {
-    const conn = new Connection(this.idPrefix, this.nextId++, wrapped, peerIP, peerPort, localPort);
+    const conn = new Connection(this, this.nextId++, wrapped, peerIP, peerPort, localPort);
     this.connections.add(conn);
     this.totalConnections++;
     return conn;
   }
 
-  /** Counts the connection against its real client IP; false when over maxConnectionsPerIP. */
+  /**
+   * Moves a connection to `stage` and runs the stage's entry. A throw from stage code (a bug, or
+   * a platform call that throws) closes this connection only, with ERR_INTERNAL and a warning.
+   */
+  advance(conn: Connection, stage: Exclude<StageName, 'accepting' | 'closed'>, initial: Buffer): void {
+    if (conn.closed) return;
+    if (conn.pendingCounted && !PENDING_STAGES.has(stage)) this.leavePending(conn);
+    conn.stage = stage;
+    conn.deadline = 0;
+    try {
+      this.stages[stage].enter(conn, initial);
+    } catch (err) {
+      this.fail(conn, err);
+    }
+  }
+
+  /** Closes a connection whose stage code threw; the process and other connections go on. */
+  fail(conn: Connection, err: unknown): void {
+    this.events.emit('warning', `connection ${conn.id} in stage ${conn.stage}: ${(err as Error)?.message ?? String(err)}`);
+    this.close(conn, 'ERR_INTERNAL');
+  }
+
+  /** The current stage gives up `ms` from now (0: never). */
+  setDeadline(conn: Connection, ms: number): void {
+    conn.deadline = ms > 0 ? performance.now() + ms : 0;
+  }
+
+  clearDeadline(conn: Connection): void {
+    conn.deadline = 0;
+  }
+
+  /** Counts a connection against its real client IP; false when over maxConnectionsPerIP. */
   admitIP(conn: Connection): boolean {
+    if (conn.ipCounted) return true;
     const limit = this.config.maxConnectionsPerIP;
-    const count = this.perIP.get(conn.clientIP) ?? 0;
-    if (limit > 0 && count >= limit) return false;
-    this.perIP.set(conn.clientIP, count + 1);
+    if (limit > 0 && (this.perIP.get(conn.clientIP) ?? 0) >= limit) return false;
+    retain(this.perIP, conn.clientIP);
     conn.ipCounted = true;
     return true;
   }
 
   connectionsFromIP(ip: string): number {
     return this.perIP.get(ip) ?? 0;
+  }
+
+  /** Counts a connection as waiting for its header; false when the listener or the peer is at its cap. */
+  enterPending(conn: Connection): boolean {
+    const { proxyProtocolMaxPending: perPort, proxyProtocolMaxPendingPerIP: perPeer } = this.config;
+    if (perPort > 0 && (this.pendingPerPort.get(conn.localPort) ?? 0) >= perPort) return false;
+    if (perPeer > 0 && (this.pendingPerPeer.get(conn.peerIP) ?? 0) >= perPeer) return false;
+    retain(this.pendingPerPort, conn.localPort);
+    retain(this.pendingPerPeer, conn.peerIP);
+    conn.pendingCounted = true;
+    return true;
+  }
+
+  private leavePending(conn: Connection): void {
+    conn.pendingCounted = false;
+    release(this.pendingPerPort, conn.localPort);
+    release(this.pendingPerPeer, conn.peerIP);
   }
 
   /** Binds the connection to its route; false when the route is at maxConnections. */
@@ -169,42 +266,35 @@ export class ConnectionManager {
     return true;
   }
 
-  /** Marks what the connection waits for; with `ms` > 0, also until when. */
-  setDeadline(conn: Connection, kind: DeadlineKind, ms: number): void {
-    conn.deadline = ms > 0 ? Date.now() + ms : 0;
-    conn.deadlineKind = kind;
+  /** The next backend host of a route (round-robin when it has several). */
+  nextHost(route: IResolvedRoute): string {
+    const hosts = route.hosts;
+    if (hosts.length === 1) return hosts[0];
+    const index = (this.hostCursor.get(route) ?? 0) % hosts.length;
+    this.hostCursor.set(route, index + 1);
+    return hosts[index];
   }
 
-  clearDeadline(conn: Connection): void {
+  /** Runs a stage's deadline handler; called by the sweep. */
+  expire(conn: Connection): void {
     conn.deadline = 0;
-    conn.deadlineKind = null;
+    if (conn.stage === 'accepting' || conn.stage === 'closed') return;
+    const stage = this.stages[conn.stage];
+    try {
+      if (stage.deadline !== undefined) stage.deadline(conn);
+    } catch (err) {
+      this.fail(conn, err);
+    }
   }
 
-  /**
-   * One pass over all connections: stage deadlines, lifetime, and inactivity. Inactivity compares
-   * the client stream's byte counters with the last pass, so the data path pays nothing for it.
-   */
-  private sweep(): void {
-    const now = Date.now();
-    const lifetime = this.config.maxConnectionLifetime;
-    const inactivity = this.config.inactivityTimeout;
-    for (const conn of this.connections) {
-      if (conn.deadline !== 0 && now >= conn.deadline) {
-        const kind = conn.deadlineKind as DeadlineKind;
-        this.clearDeadline(conn);
-        this.onDeadline(conn, kind);
-      } else if (lifetime > 0 && now - conn.startTime >= lifetime) {
-        this.close(conn, 'ERR_TIMEOUT_LIFETIME');
-      } else if (inactivity > 0) {
-        const client = conn.clientStream;
-        const traffic = client.bytesRead + client.bytesWritten;
-        if (traffic !== conn.lastTraffic) {
-          conn.lastTraffic = traffic;
-          conn.lastActive = now;
-        } else if (now - conn.lastActive >= inactivity) {
-          this.close(conn, 'ERR_TIMEOUT_INACTIVITY');
-        }
-      }
+  /** The client sent FIN: a stage still waiting for its bytes decides now. */
+  clientEnded(conn: Connection): void {
+    if (conn.closed || conn.stage === 'accepting' || conn.stage === 'closed') return;
+    const stage = this.stages[conn.stage];
+    try {
+      if (stage.clientEnded !== undefined) stage.clientEnded(conn);
+    } catch (err) {
+      this.fail(conn, err);
     }
   }
 
@@ -212,7 +302,12 @@ export class ConnectionManager {
     this.goneBeforeAccept++;
   }
 
-  countProxyRejection(code: string): void {
+  /** PROXY outcome counters; `rejected` counts refused headers by code. */
+  get proxyProtocol(): IProxyProtocolStatistics {
+    return this.proxyStats;
+  }
+
+  countProxyRejection(code: ConnectionErrorCode): void {
     this.proxyStats.rejected[code] = (this.proxyStats.rejected[code] ?? 0) + 1;
   }
 
@@ -220,11 +315,11 @@ export class ConnectionManager {
    * Ends a connection now: both sockets destroyed, counters released, event emitted. Idempotent;
    * every path (errors, timeouts, graceful close, stop) ends here.
    */
-  close(conn: Connection, reason: string): void {
+  close(conn: Connection, reason: CloseReason): void {
     if (conn.closed) return;
-    conn.closed = true;
     conn.closeReason = reason;
-    this.clearDeadline(conn);
+    conn.stage = 'closed';
+    conn.deadline = 0;
     const client = conn.wrapped.socket;
     if (conn.clientStream !== client) conn.clientStream.destroy();
     client.destroy();
@@ -235,17 +330,19 @@ export class ConnectionManager {
     if (!conn.forwarded) this.rejectedConnections++;
     conn.decoder = null;
     conn.pending = null;
+    if (conn.pendingCounted) this.leavePending(conn);
     if (conn.ipCounted) release(this.perIP, conn.clientIP);
     if (conn.route !== null) release(this.perRoute, conn.route);
     this.connections.delete(conn);
     this.events.emit('connection-close', conn);
   }
 
-  closeAll(reason: string): void {
+  closeAll(reason: CloseReason): void {
     for (const conn of [...this.connections]) this.close(conn, reason);
   }
 
   statistics(listeningPorts: number[]): ISmartProxyStatistics {
+    const rejected = { ...this.proxyStats.rejected };
     return {
       activeConnections: this.connections.size,
       totalConnections: this.totalConnections,
@@ -254,7 +351,36 @@ export class ConnectionManager {
       bytesFromClients: this.bytesFromClients,
       bytesToClients: this.bytesToClients,
       listeningPorts,
-      proxyProtocol: { ...this.proxyStats, rejected: { ...this.proxyStats.rejected } },
+      // Spoofing and timeouts are views of `rejected`, derived so they cannot disagree.
+      proxyProtocol: { ...this.proxyStats, rejected, spoofing: rejected.ERR_PP_UNTRUSTED_PEER ?? 0, timeouts: rejected.ERR_PP_TIMEOUT ?? 0 },
     };
+  }
+}
+
+/** Sweep period: a tenth of the shortest timeout, between 20 ms and 1 s. */
+function sweepInterval(config: IResolvedConfig): number {
+  const timeouts = [config.proxyProtocolTimeout, config.initialDataTimeout, config.maxConnectionLifetime, config.inactivityTimeout, config.connectTimeout, config.flushTimeout];
+  const shortest = Math.min(...timeouts.filter((v) => v > 0), SWEEP_MAX_MS * SWEEP_DIVISOR);
+  return Math.max(SWEEP_MIN_MS, Math.min(SWEEP_MAX_MS, Math.floor(shortest / SWEEP_DIVISOR)));
+}
+
+/**
+ * One pass over all connections: stage deadlines, lifetime, and inactivity. Inactivity compares
+ * the client stream's byte counters with the last pass, so the data path pays nothing for it.
+ */
+function sweep(manager: ConnectionManager): void {
+  const now = performance.now();
+  const { maxConnectionLifetime: lifetime, inactivityTimeout: inactivity } = manager.config;
+  for (const conn of manager.connections) {
+    if (conn.deadline !== 0 && now >= conn.deadline) manager.expire(conn);
+    else if (lifetime > 0 && now - conn.startedAt >= lifetime) manager.close(conn, 'ERR_TIMEOUT_LIFETIME');
+    else if (inactivity > 0) {
+      const client = conn.clientStream;
+      const traffic = client.bytesRead + client.bytesWritten;
+      if (traffic !== conn.lastTraffic) {
+        conn.lastTraffic = traffic;
+        conn.lastActive = now;
+      } else if (now - conn.lastActive >= inactivity) manager.close(conn, 'ERR_TIMEOUT_INACTIVITY');
+    }
   }
 }

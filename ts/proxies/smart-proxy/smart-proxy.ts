@@ -1,17 +1,27 @@
 /**
- * SmartProxy: listeners per port, routes, statistics, start/stop/updateRoutes.
+ * SmartProxy: listeners per port, routes, statistics, start/stop/updateRoutes/reloadOptions.
  * Connection handling itself is RouteConnectionHandler's job.
+ *
+ * Lifecycle calls run one after another in call order (a queue), so every promise settles and the
+ * end state is what the last call asked for: start() then stop() without awaiting ends stopped;
+ * start() while stop() drains starts again once the drain is over. A route change that arrives
+ * while stopping applies to the next start and opens nothing.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { SmartProxyError } from '../../protocols/errors.js';
 import { isCatchAll } from '../../core/utils/ip-utils.js';
 import { type IResolvedConfig, resolveConfig, resolveRoutesOrThrow } from './config.js';
-import { ConnectionManager } from './connection-manager.js';
+import type { ConnectionManager } from './connection-manager.js';
 import type { IRouteConfig } from './models/route-types.js';
 import type { ISmartProxyOptions, ISmartProxyStatistics } from './models/interfaces.js';
 import { RouteConnectionHandler } from './route-connection-handler.js';
 import { RouteManager } from './route-manager.js';
+
+/** Options that only a restart applies (listeners are bound with them). */
+const RESTART_OPTIONS = ['listenAddress'] as const;
+
+function noop(): void {}
 
 /**
  * Events: `connection-open` (record), `connection-close` (record, with `closeReason`),
@@ -19,44 +29,68 @@ import { RouteManager } from './route-manager.js';
  * (IProxyProtocolErrorEvent), `listening` (port), `warning` (message).
  */
 export class SmartProxy extends EventEmitter {
-  public readonly options: ISmartProxyOptions;
   public readonly connectionManager: ConnectionManager;
   public readonly routeConnectionHandler: RouteConnectionHandler;
-  private readonly config: IResolvedConfig;
+  private currentOptions: ISmartProxyOptions;
   private readonly servers = new Map<number, net.Server>();
   private readonly closingServers = new Set<Promise<void>>();
-  private started = false;
+  private running = false;
+  private queue: Promise<void> = Promise.resolve();
 
   /** Validates everything now: a bad option or route throws a ConfigError naming the field. */
   constructor(options: ISmartProxyOptions) {
     super();
-    this.options = options;
-    this.config = resolveConfig(options);
-    this.connectionManager = new ConnectionManager(this.config, this);
-    this.routeConnectionHandler = new RouteConnectionHandler(
-      this.config,
-      new RouteManager(this.config.routes),
-      this.connectionManager,
-      this,
-    );
+    this.currentOptions = options;
+    const config = resolveConfig(options);
+    this.routeConnectionHandler = new RouteConnectionHandler(config, new RouteManager(config.routes), this);
+    this.connectionManager = this.routeConnectionHandler.manager;
+  }
+
+  /** The options in force (as given to the constructor or the last reloadOptions). */
+  get options(): ISmartProxyOptions {
+    return this.currentOptions;
+  }
+
+  private get config(): IResolvedConfig {
+    return this.connectionManager.config;
+  }
+
+  /** Runs lifecycle operations strictly one after another; a failure does not block later ones. */
+  private enqueue(op: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(op);
+    this.queue = run.then(noop, noop);
+    return run;
   }
 
   /** Opens one listener per port named by any route. */
-  async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
+  start(): Promise<void> {
+    return this.enqueue(() => this.doStart());
+  }
+
+  private async doStart(): Promise<void> {
+    if (this.running) return;
     if (this.config.trustAllProxyIPs && (this.options.proxyIPs ?? []).some(isCatchAll)) {
-      const message = 'proxyIPs trusts every address (trustAllProxyIPs: true): anyone who can reach this proxy can claim any client address';
-      this.emit('warning', message);
-      console.warn(`[smartproxy] warning: ${message}`);
+      this.emit('warning', 'proxyIPs trusts every address (trustAllProxyIPs: true): anyone who can reach this proxy can claim any client address');
     }
     this.connectionManager.start();
     try {
-      await Promise.all(this.routeConnectionHandler.routeManager.ports().map((port) => this.listen(port)));
+      await this.openListeners(this.connectionManager.routes.ports());
     } catch (err) {
-      await this.stop();
+      this.connectionManager.stopSweep();
       throw err;
     }
+    this.running = true;
+  }
+
+  /** Opens listeners on all `ports` or on none: on any failure the ones opened are closed again. */
+  private async openListeners(ports: number[]): Promise<void> {
+    const results = await Promise.allSettled(ports.map((port) => this.listen(port)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed === undefined) return;
+    ports.forEach((port, i) => {
+      if (results[i].status === 'fulfilled') void this.closeServer(port);
+    });
+    throw failed.reason;
   }
 
   private listen(port: number): Promise<void> {
@@ -81,8 +115,8 @@ export class SmartProxy extends EventEmitter {
 
   /**
    * Stops accepting on a port at once. The returned promise settles only when the connections
-   * accepted there are gone too (net.Server semantics), so stop() awaits it and updateRoutes
-   * does not.
+   * accepted there are gone too (net.Server semantics), so stop() awaits it and route changes
+   * do not.
    */
   private closeServer(port: number): Promise<void> {
     const server = this.servers.get(port);
@@ -95,45 +129,90 @@ export class SmartProxy extends EventEmitter {
   }
 
   /**
-   * Replaces the routes. New ports start listening, ports no route names any more stop; live
+   * Replaces the routes, all or nothing: new ports start listening first, and only when every
+   * one of them listens do new connections see the new routes and unused ports close. Live
    * connections keep the route they were matched with.
    */
-  async updateRoutes(routes: IRouteConfig[]): Promise<void> {
-    const resolved = resolveRoutesOrThrow(routes, this.options);
-    const manager = new RouteManager(resolved);
-    this.routeConnectionHandler.routeManager = manager;
-    this.options.routes = routes;
-    if (!this.started) return;
-    const wanted = new Set(manager.ports());
-    for (const port of [...this.servers.keys()]) if (!wanted.has(port)) void this.closeServer(port);
-    await Promise.all([...wanted].filter((port) => !this.servers.has(port)).map((port) => this.listen(port)));
+  updateRoutes(routes: IRouteConfig[]): Promise<void> {
+    let resolved;
+    try {
+      resolved = resolveRoutesOrThrow(routes, this.options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue(async () => {
+      await this.applyRoutes(new RouteManager(resolved));
+      this.currentOptions = { ...this.currentOptions, routes };
+    });
+  }
+
+  private async applyRoutes(manager: RouteManager): Promise<void> {
+    if (this.running) {
+      const wanted = new Set(manager.ports());
+      await this.openListeners([...wanted].filter((port) => !this.servers.has(port)));
+      for (const port of [...this.servers.keys()]) if (!wanted.has(port)) void this.closeServer(port);
+    }
+    this.connectionManager.routes = manager;
+  }
+
+  /**
+   * Replaces every option at once (what the CLI's reload does): the new options are validated
+   * whole, and an invalid set changes nothing. Trust lists, PROXY options, timeouts, limits and
+   * routes apply to new connections at once; the names of changed options that need a restart
+   * are returned (they keep their old value until then).
+   */
+  reloadOptions(options: ISmartProxyOptions): Promise<{ needsRestart: string[] }> {
+    let config: IResolvedConfig;
+    try {
+      config = resolveConfig(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const needsRestart = RESTART_OPTIONS.filter((key) => options[key] !== this.options[key]);
+    return this.enqueue(async () => {
+      await this.applyRoutes(new RouteManager(config.routes));
+      const manager = this.connectionManager;
+      manager.config = { ...config, listenAddress: this.config.listenAddress };
+      this.currentOptions = options;
+      if (this.running) {
+        manager.stopSweep();
+        manager.start();
+      }
+    }).then(() => ({ needsRestart: [...needsRestart] }));
   }
 
   /**
    * Stops accepting, lets live connections drain for up to `gracefulShutdownTimeout`, then
    * closes the rest. Afterwards no socket, timer or record of this proxy is left.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    return this.enqueue(() => this.doStop());
+  }
+
+  private async doStop(): Promise<void> {
+    this.running = false;
     for (const port of [...this.servers.keys()]) void this.closeServer(port);
-    const drainMs = this.config.gracefulShutdownTimeout;
-    if (drainMs > 0 && this.connectionManager.connections.size > 0) {
-      await new Promise<void>((resolve) => {
-        const finish = (): void => {
-          clearTimeout(deadline);
-          this.off('connection-close', onClose);
-          resolve();
-        };
-        const onClose = (): void => {
-          if (this.connectionManager.connections.size === 0) finish();
-        };
-        const deadline = setTimeout(finish, drainMs);
-        this.on('connection-close', onClose);
-      });
-    }
+    await this.drain(this.config.gracefulShutdownTimeout);
     this.connectionManager.closeAll('proxy-stopped');
     this.connectionManager.stopSweep();
     await Promise.all(this.closingServers);
-    this.started = false;
+  }
+
+  /** Waits until no connection is left or `ms` passed. */
+  private drain(ms: number): Promise<void> {
+    if (ms <= 0 || this.connectionManager.connections.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const finish = (): void => {
+        clearTimeout(deadline);
+        this.off('connection-close', onClose);
+        resolve();
+      };
+      const onClose = (): void => {
+        if (this.connectionManager.connections.size === 0) finish();
+      };
+      const deadline = setTimeout(finish, ms);
+      this.on('connection-close', onClose);
+    });
   }
 
   /** Plain-number counters; safe to serialise. */
