@@ -2,9 +2,19 @@
  * IP address text <-> bytes, strict and allocation-light. Pure: no node:net here, so the
  * protocol layer stays free of sockets (ts/core/utils/ip-utils.ts builds trust lists on net).
  */
-import { CHAR_0, CHAR_9, CHAR_COLON, CHAR_DOT } from './proxy/constants.js';
+const CHAR_0 = 0x30;
+const CHAR_9 = 0x39;
+const CHAR_DOT = 0x2e;
+const CHAR_COLON = 0x3a;
+const CHAR_UPPER_A = 0x41;
+const CHAR_UPPER_F = 0x46;
+const CHAR_LOWER_A = 0x61;
+const CHAR_LOWER_F = 0x66;
+const ASCII_MAX = 0x7f;
 
 const IPV4_OCTETS = 4;
+const IPV6_BYTES = 16;
+const IPV6_MAX_TEXT_LENGTH = 45;
 const IPV6_GROUPS = 8;
 const MAX_OCTET = 255;
 const MAX_HEX_GROUP_DIGITS = 4;
@@ -37,110 +47,100 @@ export function parseIPv4Bytes(buf: Uint8Array, start: number, end: number): num
   return octets === IPV4_OCTETS ? value : -1;
 }
 
-const textScratch = Buffer.allocUnsafe(64);
+const textScratch = new Uint8Array(IPV6_MAX_TEXT_LENGTH);
+
+/** Copies ASCII text of at most 45 characters into the scratch; false for anything else. */
+function toScratch(text: string): boolean {
+  if (text.length > IPV6_MAX_TEXT_LENGTH) return false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    // A wider character must not alias an ASCII digit by losing its high byte.
+    if (code > ASCII_MAX) return false;
+    textScratch[i] = code;
+  }
+  return true;
+}
 
 /** Strict dotted quad from text, or -1. */
 export function parseIPv4(text: string): number {
-  if (text.length > 15) return -1;
-  const n = textScratch.write(text, 0, 'latin1');
-  return parseIPv4Bytes(textScratch, 0, n);
+  if (text.length > 15 || !toScratch(text)) return -1;
+  return parseIPv4Bytes(textScratch, 0, text.length);
 }
 
 function hexValue(code: number): number {
-  if (code >= 0x30 && code <= 0x39) return code - 0x30;
-  if (code >= 0x61 && code <= 0x66) return code - 0x61 + 10;
-  if (code >= 0x41 && code <= 0x46) return code - 0x41 + 10;
+  if (code >= CHAR_0 && code <= CHAR_9) return code - CHAR_0;
+  if (code >= CHAR_LOWER_A && code <= CHAR_LOWER_F) return code - CHAR_LOWER_A + 10;
+  if (code >= CHAR_UPPER_A && code <= CHAR_UPPER_F) return code - CHAR_UPPER_A + 10;
   return -1;
 }
 
-/** Writes the groups of one side of "::" into `out` from `groupIndex`; returns groups written or -1. */
-function parseIPv6Groups(part: string, out: Uint8Array, groupIndex: number, allowV4Tail: boolean): number {
-  if (part === '') return 0;
-  const pieces = part.split(':');
-  let g = groupIndex;
-  for (let p = 0; p < pieces.length; p++) {
-    const piece = pieces[p];
-    if (allowV4Tail && p === pieces.length - 1 && piece.includes('.')) {
-      const v4 = parseIPv4(piece);
-      if (v4 < 0 || g + 2 > IPV6_GROUPS) return -1;
-      out[g * 2] = v4 >>> 24;
-      out[g * 2 + 1] = (v4 >>> 16) & 0xff;
-      out[g * 2 + 2] = (v4 >>> 8) & 0xff;
-      out[g * 2 + 3] = v4 & 0xff;
-      g += 2;
-      continue;
-    }
-    if (piece.length === 0 || piece.length > MAX_HEX_GROUP_DIGITS || g >= IPV6_GROUPS) return -1;
-    let v = 0;
-    for (let k = 0; k < piece.length; k++) {
-      const h = hexValue(piece.charCodeAt(k));
-      if (h < 0) return -1;
-      v = v * 16 + h;
-    }
-    out[g * 2] = v >>> 8;
-    out[g * 2 + 1] = v & 0xff;
-    g++;
-  }
-  return g - groupIndex;
-}
-
 /**
- * Checks IPv6 text in bytes [start, end) without allocating: 1–4 hex digit groups, at most one
- * "::", an optional dotted-quad tail counting as two groups, no zone id.
+ * Parses IPv6 text in bytes [start, end) into the 16 bytes at `out[outOffset]`, without
+ * allocating: 1–4 hex digit groups, at most one "::", an optional dotted-quad tail counting as
+ * two groups, no zone id. Returns false (leaving `out` partly written) when the text is invalid.
  */
-export function isIPv6Bytes(buf: Uint8Array, start: number, end: number): boolean {
+export function parseIPv6Bytes(buf: Uint8Array, start: number, end: number, out: Uint8Array, outOffset: number): boolean {
   const length = end - start;
-  if (length < 2 || length > 45) return false;
+  if (length < 2 || length > IPV6_MAX_TEXT_LENGTH) return false;
   let groups = 0;
-  let compressed = false;
+  let gapAt = -1;
   let i = start;
   if (buf[i] === CHAR_COLON) {
     if (buf[i + 1] !== CHAR_COLON) return false;
-    compressed = true;
+    gapAt = 0;
     i += 2;
   }
   while (i < end) {
     const groupStart = i;
-    while (i < end && hexValue(buf[i]) >= 0) i++;
+    let value = 0;
+    let digit: number;
+    while (i < end && (digit = hexValue(buf[i])) >= 0) {
+      value = value * 16 + digit;
+      i++;
+    }
     if (i < end && buf[i] === CHAR_DOT) {
-      if (parseIPv4Bytes(buf, groupStart, end) < 0) return false;
-      groups += 2;
+      const v4 = parseIPv4Bytes(buf, groupStart, end);
+      if (v4 < 0 || groups > IPV6_GROUPS - 2) return false;
+      writeGroup(out, outOffset, groups++, v4 >>> 16);
+      writeGroup(out, outOffset, groups++, v4 & 0xffff);
       break;
     }
     const digits = i - groupStart;
-    if (digits === 0 || digits > MAX_HEX_GROUP_DIGITS) return false;
-    groups++;
+    if (digits === 0 || digits > MAX_HEX_GROUP_DIGITS || groups === IPV6_GROUPS) return false;
+    writeGroup(out, outOffset, groups++, value);
     if (i === end) break;
     if (buf[i] !== CHAR_COLON) return false;
     i++;
     if (i === end) return false;
     if (buf[i] === CHAR_COLON) {
-      if (compressed) return false;
-      compressed = true;
+      if (gapAt >= 0) return false;
+      gapAt = groups;
       i++;
     }
   }
-  return compressed ? groups <= IPV6_GROUPS - 1 : groups === IPV6_GROUPS;
+  if (gapAt < 0) return groups === IPV6_GROUPS;
+  if (groups > IPV6_GROUPS - 1) return false;
+  expandGap(out, outOffset, gapAt, groups);
+  return true;
+}
+
+function writeGroup(out: Uint8Array, offset: number, group: number, value: number): void {
+  out[offset + group * 2] = value >>> 8;
+  out[offset + group * 2 + 1] = value & 0xff;
+}
+
+/** Moves the groups written after "::" to the end of the address and zeroes the gap. */
+function expandGap(out: Uint8Array, offset: number, gapAt: number, groups: number): void {
+  const shift = (IPV6_GROUPS - groups) * 2;
+  for (let b = groups * 2 - 1; b >= gapAt * 2; b--) out[offset + b + shift] = out[offset + b];
+  for (let b = gapAt * 2; b < gapAt * 2 + shift; b++) out[offset + b] = 0;
 }
 
 /** Parses IPv6 text (with "::" and an optional dotted-quad tail; no zone id) into 16 bytes, or null. */
 export function parseIPv6(text: string): Uint8Array | null {
-  if (text.length < 2 || text.length > 45) return null;
-  const out = new Uint8Array(16);
-  const gap = text.indexOf('::');
-  if (gap < 0) {
-    return parseIPv6Groups(text, out, 0, true) === IPV6_GROUPS ? out : null;
-  }
-  if (text.indexOf('::', gap + 1) >= 0) return null;
-  const head = text.slice(0, gap);
-  const tail = text.slice(gap + 2);
-  const headGroups = parseIPv6Groups(head, out, 0, false);
-  if (headGroups < 0) return null;
-  const tailBytes = new Uint8Array(16);
-  const tailGroups = parseIPv6Groups(tail, tailBytes, 0, true);
-  if (tailGroups < 0 || headGroups + tailGroups > IPV6_GROUPS - 1) return null;
-  out.set(tailBytes.subarray(0, tailGroups * 2), (IPV6_GROUPS - tailGroups) * 2);
-  return out;
+  if (!toScratch(text)) return null;
+  const out = new Uint8Array(IPV6_BYTES);
+  return parseIPv6Bytes(textScratch, 0, text.length, out, 0) ? out : null;
 }
 
 // "0." … "255.": four table lookups make a dotted quad without number-to-string conversions.

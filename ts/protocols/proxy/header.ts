@@ -14,51 +14,63 @@ import type {
 
 const NO_TLVS: readonly ITlv[] = Object.freeze([]);
 
-/** Where a header's addresses live until first asked for. */
-export enum AddressLayout {
-  /** Given as values (generated headers, LOCAL, UNSPEC, UNKNOWN, UNIX). */
-  Values = 0,
-  /** v1 text: [start, end) offsets of the two address fields in `raw`. */
-  V1Text = 1,
-  /** v2 INET: 4+4 address bytes and 2+2 port bytes at offset 16 of `raw`. */
-  V2Inet = 2,
-  /** v2 INET6: 16+16 address bytes and 2+2 port bytes at offset 16 of `raw`. */
-  V2Inet6 = 3,
+/**
+ * What a header is made of. Every byte range is owned by the header (copied out of the input),
+ * so a header never pins the chunk it was read from and never changes when that chunk is reused.
+ */
+export interface IProxyHeaderFields {
+  version: 1 | 2;
+  command: ProxyCommand;
+  family: ProxyFamily;
+  transport: ProxyTransport;
+  /** Bytes the header took on the wire. */
+  length: number;
+  /**
+   * PROXY over INET or INET6: the address block in v2 layout (source address, destination
+   * address, source port, destination port; 12 or 36 bytes), decoded to text on first use.
+   */
+  ipBlock?: Uint8Array;
+  /** Endpoints given as values (UNIX paths). Absent with an ipBlock, and for LOCAL/UNSPEC/UNKNOWN. */
+  source?: ProxyAddress;
+  destination?: ProxyAddress;
+  /** The validated TLV area (v2), when the header has TLVs. */
+  tlvArea?: Buffer;
 }
 
-const V2_ADDRESSES = C.V2_FIXED_LENGTH;
+const IPV4_BLOCK_PORTS = 2 * C.IPV4_LENGTH;
+const IPV6_BLOCK_PORTS = 2 * C.IPV6_LENGTH;
+
+function readPort(block: Uint8Array, offset: number): number {
+  return (block[offset] << 8) | block[offset + 1];
+}
 
 /**
- * A parsed header. Address strings and TLVs stay as validated byte ranges of the input until
- * first asked for, so the parse itself converts nothing to strings. The header keeps a view of
- * the input buffer: do not reuse that buffer while the header is in use.
+ * A parsed (or given) header. Address strings and TLVs stay as validated bytes until first asked
+ * for, so the parse itself converts nothing to strings.
  */
 export class ProxyHeader implements IProxyHeader {
-  private tlvList: readonly ITlv[] | undefined;
+  public readonly version: 1 | 2;
+  public readonly command: ProxyCommand;
+  public readonly family: ProxyFamily;
+  public readonly transport: ProxyTransport;
+  /** Bytes the header took on the wire. */
+  public readonly length: number;
+  private readonly ipBlock: Uint8Array | null;
+  private readonly tlvArea: Buffer | null;
+  private tlvList: readonly ITlv[] | undefined = undefined;
   private src: ProxyAddress | null | undefined;
   private dst: ProxyAddress | null | undefined;
 
-  constructor(
-    public readonly version: 1 | 2,
-    public readonly command: ProxyCommand,
-    public readonly family: ProxyFamily,
-    public readonly transport: ProxyTransport,
-    /** Bytes the header took on the wire. */
-    public readonly length: number,
-    private readonly tlvArea: Buffer | null,
-    private readonly layout: AddressLayout,
-    private readonly raw: Buffer | null,
-    source: ProxyAddress | null,
-    destination: ProxyAddress | null,
-    /** v1 only: the four address-field offsets, 7 bits each (a v1 line is ≤ 107 bytes). */
-    private readonly textSpans = 0,
-    /** v1 only: source port × 65536 + destination port. */
-    private readonly ports = 0,
-  ) {
-    if (layout === AddressLayout.Values) {
-      this.src = source;
-      this.dst = destination;
-    }
+  constructor(fields: IProxyHeaderFields) {
+    this.version = fields.version;
+    this.command = fields.command;
+    this.family = fields.family;
+    this.transport = fields.transport;
+    this.length = fields.length;
+    this.ipBlock = fields.ipBlock ?? null;
+    this.tlvArea = fields.tlvArea ?? null;
+    this.src = this.ipBlock === null ? (fields.source ?? null) : undefined;
+    this.dst = this.ipBlock === null ? (fields.destination ?? null) : undefined;
   }
 
   get source(): ProxyAddress | null {
@@ -72,26 +84,13 @@ export class ProxyHeader implements IProxyHeader {
   }
 
   private decodeAddresses(): void {
-    const raw = this.raw as Buffer;
-    const a = V2_ADDRESSES;
-    switch (this.layout) {
-      case AddressLayout.V1Text: {
-        const spans = this.textSpans;
-        this.src = { address: raw.toString('latin1', spans & 0x7f, (spans >> 7) & 0x7f), port: Math.floor(this.ports / 0x10000) };
-        this.dst = { address: raw.toString('latin1', (spans >> 14) & 0x7f, (spans >> 21) & 0x7f), port: this.ports % 0x10000 };
-        break;
-      }
-      case AddressLayout.V2Inet:
-        this.src = { address: formatIPv4(raw, a), port: (raw[a + 8] << 8) | raw[a + 9] };
-        this.dst = { address: formatIPv4(raw, a + 4), port: (raw[a + 10] << 8) | raw[a + 11] };
-        break;
-      case AddressLayout.V2Inet6:
-        this.src = { address: formatIPv6(raw, a), port: (raw[a + 32] << 8) | raw[a + 33] };
-        this.dst = { address: formatIPv6(raw, a + 16), port: (raw[a + 34] << 8) | raw[a + 35] };
-        break;
-      default:
-        this.src = null;
-        this.dst = null;
+    const block = this.ipBlock as Uint8Array;
+    if (this.family === 'INET') {
+      this.src = { address: formatIPv4(block, 0), port: readPort(block, IPV4_BLOCK_PORTS) };
+      this.dst = { address: formatIPv4(block, C.IPV4_LENGTH), port: readPort(block, IPV4_BLOCK_PORTS + C.PORT_LENGTH) };
+    } else {
+      this.src = { address: formatIPv6(block, 0), port: readPort(block, IPV6_BLOCK_PORTS) };
+      this.dst = { address: formatIPv6(block, C.IPV6_LENGTH), port: readPort(block, IPV6_BLOCK_PORTS + C.PORT_LENGTH) };
     }
   }
 

@@ -2,6 +2,7 @@ export * from './types.js';
 export * as PP2 from './constants.js';
 export { crc32c } from './crc32c.js';
 export { ProxyHeader } from './header.js';
+export type { IProxyHeaderFields } from './header.js';
 export { ProxyProtocolDecoder, ProxyProtocolParser } from './parser.js';
 export type { SignatureMatch } from './parser.js';
 export {

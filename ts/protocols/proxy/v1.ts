@@ -1,8 +1,8 @@
 /** PROXY protocol v1 (text): strict parse and generate. */
 import { ProxyProtocolError } from '../errors.js';
-import { isIPv6Bytes, parseIPv4, parseIPv4Bytes, parseIPv6, unmapIPv4 } from '../ip-address.js';
+import { formatIPv6, parseIPv4, parseIPv4Bytes, parseIPv6, parseIPv6Bytes, unmapIPv4 } from '../ip-address.js';
 import * as C from './constants.js';
-import { AddressLayout, ProxyHeader } from './header.js';
+import { ProxyHeader } from './header.js';
 import type { IProxyIpAddress } from './types.js';
 
 const MAX_PORT = 65535;
@@ -66,7 +66,7 @@ export function parseV1(buf: Buffer): ProxyHeader | null {
   while (protoEnd < lineEnd && buf[protoEnd] !== C.CHAR_SPACE) protoEnd++;
   if (wordIs(buf, FIELDS_START, protoEnd, C.V1_PROTO_UNKNOWN)) {
     // Spec 2.1: whatever follows UNKNOWN up to CRLF is ignored.
-    return new ProxyHeader(1, 'PROXY', 'UNSPEC', 'UNSPEC', consumed, null, AddressLayout.Values, null, null, null);
+    return new ProxyHeader({ version: 1, command: 'PROXY', family: 'UNSPEC', transport: 'UNSPEC', length: consumed });
   }
   const isTcp4 = wordIs(buf, FIELDS_START, protoEnd, C.V1_PROTO_TCP4);
   if (!isTcp4 && !wordIs(buf, FIELDS_START, protoEnd, C.V1_PROTO_TCP6)) {
@@ -92,21 +92,45 @@ export function parseV1(buf: Buffer): ProxyHeader | null {
   if (srcPort < 0 || dstPort < 0) {
     throw new ProxyProtocolError('ERR_PP_V1_BAD_PORT', 'ports must be decimal 0..65535 without leading zeros');
   }
-  const srcStart = fieldStart[1];
-  const srcEnd = fieldEnd[1];
-  const dstStart = fieldStart[2];
-  const dstEnd = fieldEnd[2];
-  if (isTcp4) {
-    if (parseIPv4Bytes(buf, srcStart, srcEnd) < 0 || parseIPv4Bytes(buf, dstStart, dstEnd) < 0) {
-      throw new ProxyProtocolError('ERR_PP_V1_BAD_ADDRESS', 'TCP4 needs dotted-quad IPv4 addresses without leading zeros');
-    }
-  } else if (!isIPv6Bytes(buf, srcStart, srcEnd) || !isIPv6Bytes(buf, dstStart, dstEnd)) {
+  const ipBlock = isTcp4 ? ipv4Block(buf) : ipv6Block(buf);
+  const portsAt = ipBlock.length - 2 * C.PORT_LENGTH;
+  writePort(ipBlock, portsAt, srcPort);
+  writePort(ipBlock, portsAt + C.PORT_LENGTH, dstPort);
+  return new ProxyHeader({ version: 1, command: 'PROXY', family: isTcp4 ? 'INET' : 'INET6', transport: 'STREAM', length: consumed, ipBlock });
+}
+
+function writePort(block: Uint8Array, offset: number, port: number): void {
+  block[offset] = port >>> 8;
+  block[offset + 1] = port & 0xff;
+}
+
+function writeIPv4(block: Uint8Array, offset: number, value: number): void {
+  block[offset] = value >>> 24;
+  block[offset + 1] = (value >>> 16) & 0xff;
+  block[offset + 2] = (value >>> 8) & 0xff;
+  block[offset + 3] = value & 0xff;
+}
+
+/** The two TCP4 address fields as a v2 INET address block (ports written by the caller). */
+function ipv4Block(buf: Uint8Array): Uint8Array {
+  const src = parseIPv4Bytes(buf, fieldStart[1], fieldEnd[1]);
+  const dst = parseIPv4Bytes(buf, fieldStart[2], fieldEnd[2]);
+  if (src < 0 || dst < 0) {
+    throw new ProxyProtocolError('ERR_PP_V1_BAD_ADDRESS', 'TCP4 needs dotted-quad IPv4 addresses without leading zeros');
+  }
+  const block = new Uint8Array(C.V2_ADDRESS_LENGTH_INET);
+  writeIPv4(block, 0, src);
+  writeIPv4(block, C.IPV4_LENGTH, dst);
+  return block;
+}
+
+/** The two TCP6 address fields as a v2 INET6 address block: any spelling in, 16 bytes each out. */
+function ipv6Block(buf: Uint8Array): Uint8Array {
+  const block = new Uint8Array(C.V2_ADDRESS_LENGTH_INET6);
+  if (!parseIPv6Bytes(buf, fieldStart[1], fieldEnd[1], block, 0) || !parseIPv6Bytes(buf, fieldStart[2], fieldEnd[2], block, C.IPV6_LENGTH)) {
     throw new ProxyProtocolError('ERR_PP_V1_BAD_ADDRESS', 'TCP6 needs IPv6 addresses');
   }
-  return new ProxyHeader(
-    1, 'PROXY', isTcp4 ? 'INET' : 'INET6', 'STREAM', consumed, null, AddressLayout.V1Text, buf, null, null,
-    srcStart | (srcEnd << 7) | (dstStart << 14) | (dstEnd << 21), srcPort * 0x10000 + dstPort,
-  );
+  return block;
 }
 
 function checkPort(port: number): void {
@@ -127,17 +151,15 @@ export function generateV1(source: IProxyIpAddress | null, destination: IProxyIp
   const dst4 = unmapIPv4(destination.address);
   const srcIs4 = parseIPv4(src4) >= 0;
   const dstIs4 = parseIPv4(dst4) >= 0;
-  let line: string;
   if (srcIs4 && dstIs4) {
-    line = `PROXY TCP4 ${src4} ${dst4} ${source.port} ${destination.port}\r\n`;
-  } else {
-    const srcIs6 = !srcIs4 && parseIPv6(source.address) !== null;
-    const dstIs6 = !dstIs4 && parseIPv6(destination.address) !== null;
-    if (!(srcIs4 || srcIs6) || !(dstIs4 || dstIs6)) {
-      throw new ProxyProtocolError('ERR_PP_BAD_INPUT', `not an IP address: ${srcIs4 || srcIs6 ? destination.address : source.address}`);
-    }
-    if (!(srcIs6 && dstIs6)) return Buffer.from(C.V1_UNKNOWN_LINE);
-    line = `PROXY TCP6 ${source.address} ${destination.address} ${source.port} ${destination.port}\r\n`;
+    return Buffer.from(`PROXY TCP4 ${src4} ${dst4} ${source.port} ${destination.port}\r\n`, 'latin1');
   }
-  return Buffer.from(line, 'latin1');
+  const src6 = srcIs4 ? null : parseIPv6(source.address);
+  const dst6 = dstIs4 ? null : parseIPv6(destination.address);
+  if ((!srcIs4 && src6 === null) || (!dstIs4 && dst6 === null)) {
+    throw new ProxyProtocolError('ERR_PP_BAD_INPUT', `not an IP address: ${!srcIs4 && src6 === null ? source.address : destination.address}`);
+  }
+  if (src6 === null || dst6 === null) return Buffer.from(C.V1_UNKNOWN_LINE);
+  // RFC 5952 text, as our parser reports it: a receiver keying on the text sees one spelling.
+  return Buffer.from(`PROXY TCP6 ${formatIPv6(src6, 0)} ${formatIPv6(dst6, 0)} ${source.port} ${destination.port}\r\n`, 'latin1');
 }

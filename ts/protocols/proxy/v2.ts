@@ -3,7 +3,7 @@ import { ProxyProtocolError } from '../errors.js';
 import { parseIPv4, parseIPv6, unmapIPv4 } from '../ip-address.js';
 import * as C from './constants.js';
 import { crc32c } from './crc32c.js';
-import { AddressLayout, ProxyHeader } from './header.js';
+import { ProxyHeader } from './header.js';
 import { tlvsLength, validateTlvs, writeTlvs } from './tlv.js';
 import type { ITlv, ProxyAddress, ProxyCommand, ProxyFamily, ProxyTransport } from './types.js';
 
@@ -60,29 +60,39 @@ export function parseV2(buf: Buffer, maxHeaderSize: number): ProxyHeader | null 
   const transport = TRANSPORT_NAMES[buf[C.V2_OFFSET_FAMILY] & 0x0f];
   if (command === 'LOCAL') {
     // Spec: the receiver uses the real endpoints and skips the whole block, whatever it holds.
-    return new ProxyHeader(2, 'LOCAL', family, transport, total, null, AddressLayout.Values, null, null, null);
+    return new ProxyHeader({ version: 2, command: 'LOCAL', family, transport, length: total });
   }
   const addressLength = ADDRESS_LENGTHS[familyCode];
   const tlvStart = C.V2_FIXED_LENGTH + addressLength;
   if (tlvStart > total) {
     throw new ProxyProtocolError('ERR_PP_V2_LENGTH', `length ${total - C.V2_FIXED_LENGTH} is shorter than the ${addressLength}-byte ${family} address block`);
   }
-  let tlvArea: Buffer | null = null;
+  let tlvArea: Buffer | undefined;
   if (tlvStart < total) {
     validateTlvs(buf, 0, tlvStart, total);
-    tlvArea = buf.subarray(tlvStart, total);
+    tlvArea = ownedCopy(buf, tlvStart, total);
   }
   if (familyCode === C.V2_FAMILY_INET || familyCode === C.V2_FAMILY_INET6) {
-    const layout = familyCode === C.V2_FAMILY_INET ? AddressLayout.V2Inet : AddressLayout.V2Inet6;
-    return new ProxyHeader(2, 'PROXY', family, transport, total, tlvArea, layout, buf, null, null);
+    const ipBlock = new Uint8Array(addressLength);
+    for (let i = 0; i < addressLength; i++) ipBlock[i] = buf[C.V2_FIXED_LENGTH + i];
+    return new ProxyHeader({ version: 2, command: 'PROXY', family, transport, length: total, ipBlock, tlvArea });
   }
-  let source: ProxyAddress | null = null;
-  let destination: ProxyAddress | null = null;
   if (familyCode === C.V2_FAMILY_UNIX) {
-    source = { path: unixPath(buf, C.V2_FIXED_LENGTH) };
-    destination = { path: unixPath(buf, C.V2_FIXED_LENGTH + C.V2_UNIX_PATH_LENGTH) };
+    const source = { path: unixPath(buf, C.V2_FIXED_LENGTH) };
+    const destination = { path: unixPath(buf, C.V2_FIXED_LENGTH + C.V2_UNIX_PATH_LENGTH) };
+    return new ProxyHeader({ version: 2, command: 'PROXY', family, transport, length: total, source, destination, tlvArea });
   }
-  return new ProxyHeader(2, 'PROXY', family, transport, total, tlvArea, AddressLayout.Values, null, source, destination);
+  return new ProxyHeader({ version: 2, command: 'PROXY', family, transport, length: total, tlvArea });
+}
+
+/**
+ * Bytes [start, end) in a buffer of exactly that size: a header outlives the chunk it came in,
+ * and a view (or a slice of Node's shared pool) would keep that chunk or the pool alive.
+ */
+function ownedCopy(buf: Buffer, start: number, end: number): Buffer {
+  const copy = Buffer.allocUnsafeSlow(end - start);
+  buf.copy(copy, 0, start, end);
+  return copy;
 }
 
 function badInput(message: string): ProxyProtocolError {

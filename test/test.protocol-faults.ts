@@ -1,0 +1,130 @@
+/**
+ * Protocol-layer faults that escaped one connection (issue #10): what a parsed header keeps
+ * alive, how IPv6 text comes back, what generate() may write, and what counts as a v1 header.
+ */
+import assert from 'node:assert/strict';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { describe, it } from 'node:test';
+import { ProxyProtocolError } from '../ts/protocols/errors.js';
+import {
+  ProxyProtocolDecoder,
+  ProxyProtocolParser,
+  alpnTlv,
+  authorityTlv,
+  sslTlv,
+  uniqueIdTlv,
+} from '../ts/protocols/proxy/index.js';
+import type { IProxyHeader } from '../ts/protocols/proxy/index.js';
+
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = vm.runInNewContext('gc') as () => void;
+
+/** 60 KiB of payload arriving in the same chunk as the header, as a busy client sends it. */
+const PAYLOAD_LENGTH = 60 * 1024;
+
+const TLVS = [alpnTlv('h2'), authorityTlv('api.example.com'), uniqueIdTlv('conn-42'), sslTlv({ version: 'TLSv1.3', cn: 'client' })];
+
+const HEADERS: Array<[string, Buffer]> = [
+  ['v1 TCP4', Buffer.from('PROXY TCP4 192.168.0.1 10.0.0.1 56324 443\r\n')],
+  ['v1 TCP6', Buffer.from('PROXY TCP6 2001:db8::1 2001:db8::2 56324 443\r\n')],
+  ['v2 INET with TLVs', ProxyProtocolParser.generate({ source: { address: '192.168.0.1', port: 56324 }, destination: { address: '10.0.0.1', port: 443 } }, { version: 2, tlvs: TLVS, crc32c: true })],
+  ['v2 INET6 with TLVs', ProxyProtocolParser.generate({ source: { address: '2001:db8::1', port: 56324 }, destination: { address: '2001:db8::2', port: 443 } }, { version: 2, tlvs: TLVS })],
+  ['v2 UNIX with TLVs', ProxyProtocolParser.generate({ source: { path: '/run/a.sock' }, destination: { path: '/run/b.sock' } }, { version: 2, tlvs: TLVS })],
+];
+
+/** Everything a caller can read from a header, as plain values. */
+function snapshot(header: IProxyHeader): unknown {
+  return {
+    source: header.source,
+    destination: header.destination,
+    tlvs: header.tlvs.map((t) => [t.type, t.value.toString('hex')]),
+    authority: header.authority,
+    uniqueId: header.uniqueId?.toString('hex'),
+    ssl: header.ssl && { ...header.ssl, subTlvs: header.ssl.subTlvs.map((t) => [t.type, t.value.toString('hex')]) },
+  };
+}
+
+/** Every byte view reachable from `root` through its properties (private ones included). */
+function reachableViews(root: unknown): ArrayBufferView[] {
+  const views: ArrayBufferView[] = [];
+  const seen = new Set<unknown>();
+  const visit = (value: unknown): void => {
+    if (value === null || typeof value !== 'object' || seen.has(value)) return;
+    seen.add(value);
+    if (ArrayBuffer.isView(value)) {
+      views.push(value);
+      return;
+    }
+    for (const key of Reflect.ownKeys(value)) visit((value as Record<PropertyKey, unknown>)[key]);
+  };
+  visit(root);
+  return views;
+}
+
+function withPayload(header: Buffer): Buffer {
+  return Buffer.concat([header, Buffer.alloc(PAYLOAD_LENGTH, 0x61)]);
+}
+
+function decodeHeader(chunk: Buffer): IProxyHeader {
+  const result = ProxyProtocolParser.decode(chunk, { maxHeaderSize: 8192 });
+  assert.equal(result.status, 'complete');
+  return (result as { header: IProxyHeader }).header;
+}
+
+function decoderHeader(chunk: Buffer): IProxyHeader {
+  const decoder = new ProxyProtocolDecoder({ maxHeaderSize: 8192 });
+  const result = decoder.push(chunk);
+  assert.equal(result.status, 'complete');
+  return (result as { header: IProxyHeader }).header;
+}
+
+describe('a parsed header owns its bytes and never pins the chunk it came in (#10.6)', () => {
+  for (const [what, header] of HEADERS) {
+    const expected = snapshot(decodeHeader(Buffer.from(header)));
+    for (const [how, read] of [['decode()', decodeHeader], ['the incremental decoder', decoderHeader]] as const) {
+      it(`keeps the addresses and TLVs of ${what} from ${how} when the caller overwrites its chunk`, () => {
+        const chunk = withPayload(header);
+        const parsed = read(chunk);
+        chunk.fill(0xff);
+        assert.deepEqual(snapshot(parsed), expected);
+      });
+
+      it(`retains from ${what} via ${how} no buffer larger than the header itself`, () => {
+        const chunk = withPayload(header);
+        const parsed = read(chunk);
+        snapshot(parsed); // decode every lazy part, so whatever it caches is checked too
+        const views = reachableViews(parsed);
+        assert.ok(views.length > 0, 'the header holds its bytes somewhere');
+        for (const view of views) {
+          assert.notEqual(view.buffer, chunk.buffer, 'a view of the chunk');
+          assert.ok(view.buffer.byteLength <= header.length, `holds a ${view.buffer.byteLength}-byte buffer for a ${header.length}-byte header`);
+        }
+      });
+    }
+  }
+
+  it('lets the garbage collector free the chunk while the header is still in use', async () => {
+    for (const [what, header] of HEADERS) {
+      let chunk: Buffer | null = withPayload(header);
+      const chunkMemory = new WeakRef(chunk.buffer);
+      const parsed = decodeHeader(chunk);
+      chunk = null;
+      await nextTurn();
+      collectGarbage();
+      assert.equal(chunkMemory.deref(), undefined, `the ${what} header keeps its ${PAYLOAD_LENGTH}-byte chunk alive`);
+      assert.ok(parsed.version > 0, 'the header is still in use');
+    }
+  });
+});
+
+export function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ProxyProtocolError, `threw ${String(err)} instead of a ProxyProtocolError`);
+    return err.code;
+  }
+  return 'no error';
+}
