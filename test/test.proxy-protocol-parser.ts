@@ -172,6 +172,7 @@ describe('generation', () => {
   const table: Array<[string, Parameters<typeof ProxyProtocolParser.generate>, string]> = [
     ['v1 TCP4', [{ source: src4, destination: dst4 }, { version: 1 }], 'PROXY TCP4 203.0.113.7 198.51.100.1 40000 443\r\n'],
     ['v1 TCP6', [{ source: src6, destination: dst6 }, { version: 1 }], 'PROXY TCP6 2001:db8::7 2001:db8::1 40000 443\r\n'],
+    ['v1 TCP6 in RFC 5952 form whatever the spelling given', [{ source: { address: '2001:0DB8:0:0::0001', port: 1 }, destination: { address: '2001:db8:0:0:0:0:0:2', port: 2 } }, { version: 1 }], 'PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n'],
     ['v1 mixed families as short UNKNOWN', [{ source: src4, destination: dst6 }, { version: 1 }], 'PROXY UNKNOWN\r\n'],
     ['v1 both IPv4-mapped as TCP4', [{ source: { address: '::ffff:203.0.113.7', port: 1 }, destination: { address: '::FFFF:198.51.100.1', port: 2 } }, { version: 1 }], 'PROXY TCP4 203.0.113.7 198.51.100.1 1 2\r\n'],
     ['v1 LOCAL as short UNKNOWN', [{ command: 'LOCAL' }, { version: 1 }], 'PROXY UNKNOWN\r\n'],

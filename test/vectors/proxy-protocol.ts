@@ -78,6 +78,24 @@ export const validVectors: IValidVector[] = [
   { name: 'v1 TCP6', input: Buffer.from('PROXY TCP6 2001:db8::1 2001:db8::2 8080 80\r\n'), consumed: 44, expected: { version: 1, command: 'PROXY', family: 'INET6', source: ip('2001:db8::1', 8080), destination: ip('2001:db8::2', 80) } },
   { name: 'v1 TCP6 with IPv4-mapped addresses', input: Buffer.from('PROXY TCP6 ::ffff:10.0.0.1 ::1 1 2\r\n'), consumed: 36, expected: { version: 1, command: 'PROXY', family: 'INET6', source: ip('::ffff:10.0.0.1', 1), destination: ip('::1', 2) } },
   { name: 'v1 TCP6 longest form (104 bytes)', input: Buffer.from('PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n'), consumed: 104, expected: { version: 1, command: 'PROXY', family: 'INET6', source: ip('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 65535), destination: ip('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 65535) } },
+  // TCP6 addresses in any legal spelling come back in RFC 5952 form (lower case, no leading zeros,
+  // the longest zero run as "::", the first of equal runs, never one lone zero group).
+  ...[
+    ['2001:0db8:0000:0000:0000:0000:0000:0001', '2001:db8::1'],
+    ['2001:DB8::A', '2001:db8::a'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
+    ['0:0:0:0:0:0:0:0', '::'],
+    ['0000:0000:0000:0000:0000:0000:0000:0001', '::1'],
+    ['FE80::0:0:00AB:CDEF', 'fe80::ab:cdef'],
+    ['::FFFF:10.0.0.1', '::ffff:10.0.0.1'],
+    ['0:0:0:0:0:ffff:a00:1', '::ffff:10.0.0.1'],
+    ['64:ff9b::192.0.2.1', '64:ff9b::c000:201'],
+  ].map(([written, canonical]): IValidVector => {
+    const line = `PROXY TCP6 ${written} ${written} 1 2\r\n`;
+    return { name: `v1 TCP6 ${written} as ${canonical}`, input: Buffer.from(line), consumed: line.length, expected: { version: 1, command: 'PROXY', family: 'INET6', source: ip(canonical, 1), destination: ip(canonical, 2) } };
+  }),
   { name: 'v1 UNKNOWN short form', input: Buffer.from('PROXY UNKNOWN\r\n'), consumed: 15, expected: { version: 1, command: 'PROXY', family: 'UNSPEC', source: null, destination: null } },
   { name: 'v1 UNKNOWN ignores the rest of its line', input: Buffer.from('PROXY UNKNOWN ffff:: 1.2.3.4 x y\r\nrest'), consumed: 34, expected: { version: 1, command: 'PROXY', family: 'UNSPEC', source: null, destination: null } },
   { name: 'v1 from HAProxy send-proxy (capture)', input: HAPROXY_CAPTURES.sendProxy, consumed: 45, expected: { version: 1, command: 'PROXY', family: 'INET', source: ip('127.0.0.23', 46101), destination: ip('127.0.0.1', 17001) } },
@@ -145,6 +163,9 @@ export const invalidVectors: IInvalidVector[] = [
   bad('v1 IPv6 in TCP4', 'PROXY TCP4 ::1 5.6.7.8 1 2\r\n', 'ERR_PP_V1_BAD_ADDRESS'),
   bad('v1 IPv4 in TCP6 (nginx quirk)', 'PROXY TCP6 1.2.3.4 ::1 1 2\r\n', 'ERR_PP_V1_BAD_ADDRESS'),
   bad('v1 IPv6 zone id', 'PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n', 'ERR_PP_V1_BAD_ADDRESS'),
+  ...['1::2::3', '12345::1', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', '1:2:3:4:5:6:7::8', ':1::2', '1::2:', '::1.2.3', '::ffff:1.2.3.4.5', '1.2.3.4::', 'g::1', '::1:'].map((text) =>
+    bad(`v1 TCP6 address ${text}`, `PROXY TCP6 ${text} ::1 1 2\r\n`, 'ERR_PP_V1_BAD_ADDRESS'),
+  ),
   bad('v1 port 65536', 'PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n', 'ERR_PP_V1_BAD_PORT'),
   bad('v1 port with leading zero', 'PROXY TCP4 1.2.3.4 5.6.7.8 080 2\r\n', 'ERR_PP_V1_BAD_PORT'),
   bad('v1 negative port', 'PROXY TCP4 1.2.3.4 5.6.7.8 -1 2\r\n', 'ERR_PP_V1_BAD_PORT'),
