@@ -12,10 +12,26 @@ export function normalizeIP(address: string): string {
   return unmapIPv4(zone >= 0 ? address.slice(0, zone) : address);
 }
 
-/** Entries that trust every address on the internet. */
+// First and last address of the ranges that mean "anyone on the internet": all of IPv4, and all
+// global unicast IPv6 (2000::/3). A CIDR holding both ends of such a range holds all of it.
+const EVERYONE: ReadonlyArray<readonly [string, string, 'ipv4' | 'ipv6']> = [
+  ['0.0.0.0', '255.255.255.255', 'ipv4'],
+  ['2000::', '3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 'ipv6'],
+];
+
+/**
+ * Whether an entry trusts every address on the internet, however it is spelt (`10.0.0.0/0`,
+ * `0::0/0`, `::ffff:0:0/96`, `::/1` all do). Decided on the parsed range with the matcher IpList
+ * uses, which also checks IPv4 clients against IPv4-mapped IPv6 ranges; text patterns miss spellings.
+ */
 export function isCatchAll(entry: string): boolean {
-  const e = entry.trim();
-  return e === '*' || /^(0\.0\.0\.0|::|::ffff:0\.0\.0\.0)\/0$/i.test(e);
+  if (typeof entry !== 'string') return false;
+  if (entry.trim() === '*') return true;
+  const parsed = parseAddressEntry(entry);
+  if (parsed === null) return false;
+  const range = new net.BlockList();
+  range.addSubnet(parsed.address, parsed.prefix, parsed.family);
+  return EVERYONE.some(([first, last, family]) => range.check(first, family) && range.check(last, family));
 }
 
 export interface IParsedEntry {

@@ -1,22 +1,6 @@
 import type { IProxyHeader } from '../../../protocols/proxy/types.js';
 import type { WrappedSocket } from '../../../core/models/wrapped-socket.js';
-import type { IRouteConfig, IRouteSecurity, IRouteTarget } from './route-types.js';
-
-/** Which TLVs a v2 header we send carries. Every field defaults to off. */
-export interface IProxyProtocolTlvOptions {
-  /** AUTHORITY = the client's SNI, when known. */
-  authority?: boolean;
-  /** ALPN = the protocol negotiated with the client (only known when TLS terminates here). */
-  alpn?: boolean;
-  /** UNIQUE_ID = this connection's id. */
-  uniqueId?: boolean;
-  /** SSL = TLS facts (version, cipher, client certificate CN) when TLS terminates here. */
-  ssl?: boolean;
-  /** Append a CRC32C checksum TLV. */
-  crc32c?: boolean;
-  /** Types of TLVs received from the previous hop to copy, in their received order. */
-  passThrough?: number[];
-}
+import type { IProxyProtocolTlvOptions, IRouteConfig, IRouteSecurity, IRouteTarget } from './route-types.js';
 
 /** Options of a SmartProxy. Durations are milliseconds; 0 disables a timeout. */
 export interface ISmartProxyOptions {

@@ -1,4 +1,26 @@
-import type { IProxyProtocolTlvOptions } from './interfaces.js';
+/**
+ * Route shapes as users write them. This module imports nothing: `interfaces.ts` builds on it, and
+ * a cycle between the two (even type-only) is what the layering rules forbid.
+ */
+
+/** Which TLVs a v2 header we send carries. Every field defaults to off. */
+export interface IProxyProtocolTlvOptions {
+  /** AUTHORITY = the client's SNI, when known. */
+  authority?: boolean;
+  /** ALPN = the protocol negotiated with the client (only known when TLS terminates here). */
+  alpn?: boolean;
+  /** UNIQUE_ID = this connection's id. */
+  uniqueId?: boolean;
+  /** SSL = TLS facts (version, cipher, client certificate CN) when TLS terminates here. */
+  ssl?: boolean;
+  /** Append a CRC32C checksum TLV. */
+  crc32c?: boolean;
+  /**
+   * Types of TLVs received from the previous hop to copy, in their received order. Not 3 (CRC32C):
+   * a copied checksum covers the previous header, not ours; ask for `crc32c: true` instead.
+   */
+  passThrough?: number[];
+}
 
 /** A port range, both ends included. */
 export interface IPortRange {
@@ -28,6 +50,9 @@ export interface IRouteTarget {
 
 export type TTlsMode = 'passthrough' | 'terminate' | 'terminate-and-reencrypt';
 
+/** Ask TLS clients for a certificate: `request` (a client without one is let in) or `require`. */
+export type TClientCertificate = 'request' | 'require';
+
 export interface IRouteTls {
   /**
    * `passthrough`: route on SNI, forward TLS bytes untouched. `terminate`: TLS ends here (needs
@@ -39,6 +64,10 @@ export interface IRouteTls {
   certificate?: { key: string; cert: string };
   /** ALPN protocols offered to clients when terminating, in preference order. */
   alpnProtocols?: string[];
+  /** Ask clients for a certificate when terminating. Default: not asked. `require` needs `clientCa`. */
+  clientCertificate?: TClientCertificate;
+  /** PEM CA bundle that client certificates are verified against. */
+  clientCa?: string;
   /** TLS to the target (`terminate-and-reencrypt`). */
   backend?: {
     /** Verify the target's certificate. Default true. */
@@ -47,6 +76,8 @@ export interface IRouteTls {
     ca?: string;
     /** SNI sent to the target. Default: the client's SNI, else the target host. */
     servername?: string;
+    /** ALPN protocols offered to the target, in preference order. */
+    alpnProtocols?: string[];
   };
 }
 

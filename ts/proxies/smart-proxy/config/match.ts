@@ -1,0 +1,63 @@
+/** `match`: listening ports, SNI domains and real client addresses. */
+import type { IpList } from '../../../core/utils/ip-utils.js';
+import { describe, isObject, type Scope } from './check.js';
+import { ipList } from './security.js';
+import type { IDomainMatcher } from './types.js';
+
+export const MATCH_KEYS = ['ports', 'domains', 'clientIp'] as const;
+export const MAX_PORT = 65535;
+const DOMAIN_PATTERN = /^(\*|(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*)$/;
+
+export interface IResolvedMatch {
+  ports: number[];
+  domains: IDomainMatcher | null;
+  clientIp: IpList | null;
+}
+
+export function isPort(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_PORT;
+}
+
+function isPortRange(value: unknown): value is { from: number; to: number } {
+  return isObject(value) && Object.keys(value).length === 2 && isPort(value.from) && isPort(value.to) && value.from <= value.to;
+}
+
+function expandPorts(spec: unknown, field: string, scope: Scope): number[] {
+  if (spec === undefined || (Array.isArray(spec) && spec.length === 0)) {
+    scope.add('ERR_CONFIG_PORT', field, 'needs at least one port');
+    return [];
+  }
+  const items = Array.isArray(spec) ? spec : [spec];
+  const ports: number[] = [];
+  items.forEach((item, i) => {
+    if (isPort(item)) ports.push(item);
+    else if (isPortRange(item)) for (let p = item.from; p <= item.to; p++) ports.push(p);
+    else scope.add('ERR_CONFIG_PORT', Array.isArray(spec) ? `${field}[${i}]` : field, `${describe(item)} is not a port 1..65535 or a range {from, to}`);
+  });
+  return [...new Set(ports)];
+}
+
+function compileDomains(value: unknown, field: string, scope: Scope): IDomainMatcher | null {
+  if (value === undefined) return null;
+  const list = Array.isArray(value) ? value : [value];
+  if (list.length === 0) scope.add('ERR_CONFIG_DOMAIN', field, 'an empty list matches nothing; leave domains out to match any SNI');
+  const matcher: IDomainMatcher = { any: false, exact: new Set(), suffixes: [] };
+  list.forEach((entry, i) => {
+    const pattern = typeof entry === 'string' ? entry.trim().toLowerCase() : '';
+    if (!DOMAIN_PATTERN.test(pattern)) {
+      scope.add('ERR_CONFIG_DOMAIN', Array.isArray(value) ? `${field}[${i}]` : field, `${describe(entry)} is not a host name, *.suffix or *`);
+    } else if (pattern === '*') matcher.any = true;
+    else if (pattern.startsWith('*.')) matcher.suffixes.push(pattern.slice(1));
+    else matcher.exact.add(pattern);
+  });
+  return matcher;
+}
+
+/** `match` (an object, required). */
+export function resolveMatch(raw: Record<string, unknown>, field: string, scope: Scope): IResolvedMatch {
+  return {
+    ports: expandPorts(raw.ports, `${field}.ports`, scope),
+    domains: compileDomains(raw.domains, `${field}.domains`, scope),
+    clientIp: ipList(raw.clientIp, `${field}.clientIp`, scope),
+  };
+}
