@@ -51,6 +51,7 @@ export type StageTable = Record<Exclude<StageName, 'accepting' | 'closed'>, ISta
 const PENDING_STAGES: ReadonlySet<StageName> = new Set(['proxy-header', 'spoof-check']);
 
 const SWEEP_MIN_MS = 20;
+const NOTHING = Buffer.alloc(0);
 const SWEEP_MAX_MS = 1000;
 const SWEEP_DIVISOR = 10;
 
@@ -370,17 +371,35 @@ function sweepInterval(config: IResolvedConfig): number {
  */
 function sweep(manager: ConnectionManager): void {
   const now = performance.now();
-  const { maxConnectionLifetime: lifetime, inactivityTimeout: inactivity } = manager.config;
+  const lifetime = manager.config.maxConnectionLifetime;
   for (const conn of manager.connections) {
     if (conn.deadline !== 0 && now >= conn.deadline) manager.expire(conn);
     else if (lifetime > 0 && now - conn.startedAt >= lifetime) manager.close(conn, 'ERR_TIMEOUT_LIFETIME');
-    else if (inactivity > 0) {
-      const client = conn.clientStream;
-      const traffic = client.bytesRead + client.bytesWritten;
-      if (traffic !== conn.lastTraffic) {
-        conn.lastTraffic = traffic;
-        conn.lastActive = now;
-      } else if (now - conn.lastActive >= inactivity) manager.close(conn, 'ERR_TIMEOUT_INACTIVITY');
-    }
+    else checkActivity(manager, conn, now);
+  }
+}
+
+function checkActivity(manager: ConnectionManager, conn: Connection, now: number): void {
+  const client = conn.clientStream;
+  const traffic = client.bytesRead + client.bytesWritten;
+  if (traffic !== conn.lastTraffic) {
+    conn.lastTraffic = traffic;
+    conn.lastActive = now;
+    return;
+  }
+  const inactivity = manager.config.inactivityTimeout;
+  if (inactivity > 0 && now - conn.lastActive >= inactivity) manager.close(conn, 'ERR_TIMEOUT_INACTIVITY');
+  else probeStalled(conn);
+}
+
+/**
+ * A stream paused by backpressure reads nothing, so a reset from its peer goes unnoticed while
+ * the other side does not read. A zero-length write asks the kernel: a reset peer answers with
+ * an error, which closes the connection like any other reset. Nothing goes on the wire.
+ */
+function probeStalled(conn: Connection): void {
+  if (conn.stage !== 'forwarding' && conn.stage !== 'closing') return;
+  for (const stream of [conn.clientStream, conn.backendStream]) {
+    if (stream !== null && stream.writable && stream.isPaused()) stream.write(NOTHING);
   }
 }
