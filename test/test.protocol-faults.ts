@@ -14,11 +14,12 @@ import {
   ProxyProtocolParser,
   alpnTlv,
   authorityTlv,
+  noopTlv,
   sslTlv,
   uniqueIdTlv,
 } from '../ts/protocols/proxy/index.js';
-import type { IProxyHeader } from '../ts/protocols/proxy/index.js';
-import { v2 } from './vectors/proxy-protocol.js';
+import type { IProxyHeader, ITlv } from '../ts/protocols/proxy/index.js';
+import { HAPROXY_CAPTURES, v2 } from './vectors/proxy-protocol.js';
 
 v8.setFlagsFromString('--expose-gc');
 const collectGarbage = vm.runInNewContext('gc') as () => void;
@@ -156,7 +157,80 @@ describe('v1 TCP6 addresses come back in one spelling, RFC 5952 (#10.9)', () => 
   });
 });
 
-export function codeOf(fn: () => unknown): string {
+const SRC4 = { address: '192.168.0.1', port: 56324 };
+const DST4 = { address: '10.0.0.1', port: 443 };
+
+function generateV2With(tlvs: ITlv[]): Buffer {
+  return ProxyProtocolParser.generate({ source: SRC4, destination: DST4 }, { version: 2, tlvs });
+}
+
+/** The CRC32C TLV of a header HAProxy sent: valid there, stale anywhere else. */
+function receivedCrc32cTlv(): ITlv {
+  const tlv = decodeHeader(HAPROXY_CAPTURES.sendProxyV2AllOptions).getTlv(0x03);
+  assert.ok(tlv !== undefined);
+  return tlv;
+}
+
+describe('generate() writes only what decode() accepts (#10.10)', () => {
+  const refused: Array<[string, () => ITlv[]]> = [
+    ['a CRC32C TLV copied from a received header', () => [receivedCrc32cTlv()]],
+    ['a CRC32C TLV of the right size', () => [{ type: 0x03, value: Buffer.alloc(4) }]],
+    ['a 129-byte UNIQUE_ID', () => [{ type: 0x05, value: Buffer.alloc(129, 0x61) }]],
+    ['a 2-byte SSL TLV', () => [{ type: 0x20, value: Buffer.from([0x01, 0x00]) }]],
+    ['an SSL TLV whose sub-TLV overruns it', () => [{ type: 0x20, value: Buffer.from('01' + '00000000' + '210009' + Buffer.from('TLS').toString('hex'), 'hex') }]],
+    ['an SSL TLV with a dangling sub-TLV byte', () => [{ type: 0x20, value: Buffer.from('01' + '00000000' + '21', 'hex') }]],
+    ['an AUTHORITY of 256 bytes (HAProxy refuses over 255)', () => [{ type: 0x02, value: Buffer.alloc(256, 0x61) }]],
+    ['an empty AUTHORITY', () => [{ type: 0x02, value: Buffer.alloc(0) }]],
+    ['a TLV type that is not a byte', () => [{ type: 0x100, value: Buffer.alloc(1) }]],
+  ];
+  for (const [what, tlvs] of refused) {
+    it(`refuses ${what} with ERR_PP_BAD_INPUT`, () => {
+      assert.equal(codeOf(() => generateV2With(tlvs())), 'ERR_PP_BAD_INPUT');
+    });
+  }
+
+  it('refuses a header over 65551 bytes with ERR_PP_HEADER_TOO_LARGE', () => {
+    assert.equal(codeOf(() => generateV2With([noopTlv(65535)])), 'ERR_PP_HEADER_TOO_LARGE');
+    assert.equal(codeOf(() => generateV2With([noopTlv(40000), noopTlv(40000)])), 'ERR_PP_HEADER_TOO_LARGE');
+    assert.equal(codeOf(() => ProxyProtocolParser.generate({}, { version: 2, tlvs: [noopTlv(65535 - 3 - 7 + 1)], crc32c: true })), 'ERR_PP_HEADER_TOO_LARGE');
+  });
+
+  it('still writes the valid neighbours of each refused case', () => {
+    const out = generateV2With([
+      { type: 0x05, value: Buffer.alloc(128, 0x61) },
+      { type: 0x20, value: Buffer.from('01' + '00000000', 'hex') },
+      { type: 0x02, value: Buffer.alloc(255, 0x61) },
+    ]);
+    assert.equal(ProxyProtocolParser.decode(out).status, 'complete');
+  });
+
+  it('returns nothing that decode() refuses, whatever the TLVs', () => {
+    const ruledType = fc.constantFrom(0x01, 0x02, 0x03, 0x04, 0x05, 0x20, 0x21, 0x30, 0xea, 0xee, 0xe0);
+    const length = fc.oneof(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 120, max: 300 }));
+    const sslValue = fc.array(fc.oneof(fc.constant(0), fc.constant(3), fc.integer({ min: 0, max: 255 })), { maxLength: 24 });
+    const tlv = fc.oneof(
+      fc.record({ type: fc.oneof(ruledType, fc.integer({ min: 0, max: 255 })), value: length.chain((n) => fc.uint8Array({ minLength: n, maxLength: n })) }),
+      fc.record({ type: fc.constant(0x20), value: sslValue.map((a) => Uint8Array.from(a)) }),
+    ).map((t): ITlv => ({ type: t.type, value: Buffer.from(t.value) }));
+    fc.assert(
+      fc.property(fc.array(tlv, { maxLength: 6 }), fc.boolean(), (tlvs, crc) => {
+        let out: Buffer;
+        try {
+          out = ProxyProtocolParser.generate({ source: SRC4, destination: DST4 }, { version: 2, tlvs, crc32c: crc });
+        } catch (err) {
+          assert.ok(err instanceof ProxyProtocolError && err.code === 'ERR_PP_BAD_INPUT', `unexpected ${String(err)}`);
+          return;
+        }
+        const result = ProxyProtocolParser.decode(out, { maxHeaderSize: 65551 });
+        assert.equal(result.status, 'complete');
+        assert.equal((result as { consumed: number }).consumed, out.length);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+function codeOf(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {

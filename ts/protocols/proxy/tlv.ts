@@ -11,59 +11,69 @@ function tlvError(message: string): ProxyProtocolError {
   return new ProxyProtocolError('ERR_PP_V2_TLV', message);
 }
 
-/** Checks that TLVs in [start, end) are well framed and end exactly at `end`. */
-function checkFraming(buf: Uint8Array, start: number, end: number, what: string): void {
+/** Why the TLVs in [start, end) are not well framed or do not end exactly at `end`; null when they are. */
+function framingFault(buf: Uint8Array, start: number, end: number, what: string): string | null {
   let off = start;
   while (off < end) {
-    if (off + C.TLV_HEADER_LENGTH > end) throw tlvError(`${what}: ${end - off} dangling byte(s) after the last TLV`);
+    if (off + C.TLV_HEADER_LENGTH > end) return `${what}: ${end - off} dangling byte(s) after the last TLV`;
     const length = (buf[off + 1] << 8) | buf[off + 2];
     const next = off + C.TLV_HEADER_LENGTH + length;
-    if (next > end) throw tlvError(`${what}: TLV 0x${buf[off].toString(16)} of length ${length} overruns the header`);
+    if (next > end) return `${what}: TLV 0x${buf[off].toString(16)} of length ${length} overruns the header`;
     off = next;
+  }
+  return null;
+}
+
+/**
+ * The spec's rules for the value of one TLV of `type` at [value, value + length): the one place
+ * they live, applied to what we receive and to what we send. A reason it breaks one, or null.
+ */
+function valueFault(buf: Uint8Array, type: number, value: number, length: number): string | null {
+  switch (type) {
+    case C.PP2_TYPE_CRC32C:
+      return length === C.CRC32C_LENGTH ? null : `CRC32C TLV must be 4 bytes, got ${length}`;
+    case C.PP2_TYPE_UNIQUE_ID:
+      return length <= C.UNIQUE_ID_MAX_LENGTH ? null : `UNIQUE_ID is ${length} bytes, at most 128 allowed`;
+    case C.PP2_TYPE_SSL:
+      if (length < C.PP2_SSL_FIXED_LENGTH) return `SSL TLV is ${length} bytes, at least 5 needed`;
+      return framingFault(buf, value + C.PP2_SSL_FIXED_LENGTH, value + length, 'SSL sub-TLVs');
+    default:
+      return null;
   }
 }
 
 /**
  * Validates the TLV area [start, end) of the header that begins at `headerStart`:
- * framing, the fixed sizes the spec gives, SSL sub-TLV framing, and the CRC32C value.
+ * framing, the per-type value rules, and the CRC32C value.
  */
 export function validateTlvs(buf: Uint8Array, headerStart: number, start: number, end: number): void {
+  const framing = framingFault(buf, start, end, 'TLV area');
+  if (framing !== null) throw tlvError(framing);
   let off = start;
   let crcChecked = false;
-  checkFraming(buf, start, end, 'TLV area');
   while (off < end) {
     const type = buf[off];
     const length = (buf[off + 1] << 8) | buf[off + 2];
     const value = off + C.TLV_HEADER_LENGTH;
-    switch (type) {
-      case C.PP2_TYPE_CRC32C:
-        if (length !== C.CRC32C_LENGTH) throw tlvError(`CRC32C TLV must be 4 bytes, got ${length}`);
-        if (!crcChecked) {
-          crcChecked = true;
-          let state = crc32cUpdate(crc32cStart(), buf, headerStart, value);
-          state = crc32cUpdateZeros(state, C.CRC32C_LENGTH);
-          state = crc32cUpdate(state, buf, value + C.CRC32C_LENGTH, end);
-          const expected = crc32cFinish(state);
-          const got = ((buf[value] << 24) | (buf[value + 1] << 16) | (buf[value + 2] << 8) | buf[value + 3]) >>> 0;
-          if (expected !== got) {
-            throw new ProxyProtocolError(
-              'ERR_PP_CRC32C_MISMATCH',
-              `CRC32C mismatch: header says 0x${got.toString(16)}, computed 0x${expected.toString(16)}`,
-            );
-          }
-        }
-        break;
-      case C.PP2_TYPE_UNIQUE_ID:
-        if (length > C.UNIQUE_ID_MAX_LENGTH) throw tlvError(`UNIQUE_ID is ${length} bytes, at most 128 allowed`);
-        break;
-      case C.PP2_TYPE_SSL:
-        if (length < C.PP2_SSL_FIXED_LENGTH) throw tlvError(`SSL TLV is ${length} bytes, at least 5 needed`);
-        checkFraming(buf, value + C.PP2_SSL_FIXED_LENGTH, value + length, 'SSL sub-TLVs');
-        break;
-      default:
-        break;
+    const fault = valueFault(buf, type, value, length);
+    if (fault !== null) throw tlvError(fault);
+    if (type === C.PP2_TYPE_CRC32C && !crcChecked) {
+      crcChecked = true;
+      checkCrc32c(buf, headerStart, value, end);
     }
     off = value + length;
+  }
+}
+
+/** Spec 2.2.3: the checksum of the whole header with its own 4 bytes counted as zeros. */
+function checkCrc32c(buf: Uint8Array, headerStart: number, value: number, end: number): void {
+  let state = crc32cUpdate(crc32cStart(), buf, headerStart, value);
+  state = crc32cUpdateZeros(state, C.CRC32C_LENGTH);
+  state = crc32cUpdate(state, buf, value + C.CRC32C_LENGTH, end);
+  const expected = crc32cFinish(state);
+  const got = ((buf[value] << 24) | (buf[value + 1] << 16) | (buf[value + 2] << 8) | buf[value + 3]) >>> 0;
+  if (expected !== got) {
+    throw new ProxyProtocolError('ERR_PP_CRC32C_MISMATCH', `CRC32C mismatch: header says 0x${got.toString(16)}, computed 0x${expected.toString(16)}`);
   }
 }
 
@@ -112,10 +122,39 @@ export function decodeGcpPscConnectionId(value: Buffer): bigint | undefined {
   return value.length === C.GCP_PSC_CONNECTION_ID_LENGTH ? value.readBigUInt64BE(0) : undefined;
 }
 
-// Builders for sending. They refuse what HAProxy would reject, so our headers are accepted.
+// Sending. What we write obeys the rules we read by (valueFault), plus HAProxy's limits, so our
+// own decoder and HAProxy accept every header we send.
 
 function badInput(message: string): ProxyProtocolError {
   return new ProxyProtocolError('ERR_PP_BAD_INPUT', message);
+}
+
+/** Why `tlv` cannot be written as a TLV at all (type not a byte, value too long); null when it can. */
+function shapeFault(tlv: ITlv): string | null {
+  if (!Number.isInteger(tlv.type) || tlv.type < 0 || tlv.type > 0xff) return `TLV type ${tlv.type} is not a byte`;
+  if (tlv.value.length > C.TLV_MAX_VALUE_LENGTH) return `TLV 0x${tlv.type.toString(16)} value exceeds 65535 bytes`;
+  return null;
+}
+
+/** Why we must not send this TLV (as a top-level TLV of a header); null when we may. */
+function sendingFault(tlv: ITlv): string | null {
+  const shape = shapeFault(tlv);
+  if (shape !== null) return shape;
+  const { type, value } = tlv;
+  if (type === C.PP2_TYPE_CRC32C) {
+    // A copied checksum would be stale for the header it lands in.
+    return 'a CRC32C TLV cannot be passed in tlvs: ask for crc32c: true and it is computed over the header';
+  }
+  if (type === C.PP2_TYPE_AUTHORITY && (value.length === 0 || value.length > C.AUTHORITY_MAX_LENGTH)) {
+    return `AUTHORITY must be 1..255 bytes (HAProxy's limit), got ${value.length}`;
+  }
+  return valueFault(value, type, 0, value.length);
+}
+
+function checked(tlv: ITlv): ITlv {
+  const fault = sendingFault(tlv);
+  if (fault !== null) throw badInput(fault);
+  return tlv;
 }
 
 function textValue(text: string | Buffer): Buffer {
@@ -127,17 +166,11 @@ export function alpnTlv(protocol: string | Buffer): ITlv {
 }
 
 export function authorityTlv(host: string): ITlv {
-  const value = Buffer.from(host, 'utf8');
-  if (value.length === 0 || value.length > C.AUTHORITY_MAX_LENGTH) {
-    throw badInput(`AUTHORITY must be 1..255 bytes, got ${value.length}`);
-  }
-  return { type: C.PP2_TYPE_AUTHORITY, value };
+  return checked({ type: C.PP2_TYPE_AUTHORITY, value: Buffer.from(host, 'utf8') });
 }
 
 export function uniqueIdTlv(id: string | Buffer): ITlv {
-  const value = textValue(id);
-  if (value.length > C.UNIQUE_ID_MAX_LENGTH) throw badInput(`UNIQUE_ID must be at most 128 bytes, got ${value.length}`);
-  return { type: C.PP2_TYPE_UNIQUE_ID, value };
+  return checked({ type: C.PP2_TYPE_UNIQUE_ID, value: textValue(id) });
 }
 
 export function netnsTlv(name: string): ITlv {
@@ -176,7 +209,7 @@ export function sslTlv(init: ISslTlvInit): ITlv {
   const fixed = Buffer.alloc(C.PP2_SSL_FIXED_LENGTH);
   fixed[0] = (init.client ?? 0) | C.PP2_CLIENT_SSL;
   fixed.writeUInt32BE(init.verify ?? 0, 1);
-  return { type: C.PP2_TYPE_SSL, value: Buffer.concat([fixed, encodeTlvs(subs)]) };
+  return checked({ type: C.PP2_TYPE_SSL, value: Buffer.concat([fixed, encodeSubTlvs(subs)]) });
 }
 
 export function awsVpceTlv(vpceId: string): ITlv {
@@ -196,13 +229,13 @@ export function gcpPscTlv(connectionId: bigint): ITlv {
   return { type: C.PP2_TYPE_GCP, value };
 }
 
-/** Total bytes `tlvs` take on the wire. */
-export function tlvsLength(tlvs: readonly ITlv[]): number {
+/**
+ * Total bytes `tlvs` take on the wire as a header's TLVs, after checking that each may be sent
+ * (sendingFault): generate() never writes what a receiver, ours included, would refuse.
+ */
+export function outgoingTlvsLength(tlvs: readonly ITlv[]): number {
   let total = 0;
-  for (const tlv of tlvs) {
-    if (tlv.value.length > C.TLV_MAX_VALUE_LENGTH) throw badInput(`TLV 0x${tlv.type.toString(16)} value exceeds 65535 bytes`);
-    total += C.TLV_HEADER_LENGTH + tlv.value.length;
-  }
+  for (const tlv of tlvs) total += C.TLV_HEADER_LENGTH + checked(tlv).value.length;
   return total;
 }
 
@@ -210,7 +243,6 @@ export function tlvsLength(tlvs: readonly ITlv[]): number {
 export function writeTlvs(out: Buffer, offset: number, tlvs: readonly ITlv[]): number {
   let off = offset;
   for (const tlv of tlvs) {
-    if (!Number.isInteger(tlv.type) || tlv.type < 0 || tlv.type > 0xff) throw badInput(`TLV type ${tlv.type} is not a byte`);
     out[off] = tlv.type;
     out.writeUInt16BE(tlv.value.length, off + 1);
     out.set(tlv.value, off + C.TLV_HEADER_LENGTH);
@@ -219,8 +251,15 @@ export function writeTlvs(out: Buffer, offset: number, tlvs: readonly ITlv[]): n
   return off;
 }
 
-export function encodeTlvs(tlvs: readonly ITlv[]): Buffer {
-  const out = Buffer.allocUnsafe(tlvsLength(tlvs));
+/** Sub-TLVs (inside SSL): framing only, since the top-level type rules do not apply to sub-types. */
+function encodeSubTlvs(tlvs: readonly ITlv[]): Buffer {
+  let total = 0;
+  for (const tlv of tlvs) {
+    const fault = shapeFault(tlv);
+    if (fault !== null) throw badInput(`SSL sub-TLV: ${fault}`);
+    total += C.TLV_HEADER_LENGTH + tlv.value.length;
+  }
+  const out = Buffer.allocUnsafe(total);
   writeTlvs(out, 0, tlvs);
   return out;
 }

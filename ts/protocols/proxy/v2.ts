@@ -4,7 +4,7 @@ import { parseIPv4, parseIPv6, unmapIPv4 } from '../ip-address.js';
 import * as C from './constants.js';
 import { crc32c } from './crc32c.js';
 import { ProxyHeader } from './header.js';
-import { tlvsLength, validateTlvs, writeTlvs } from './tlv.js';
+import { outgoingTlvsLength, validateTlvs, writeTlvs } from './tlv.js';
 import type { ITlv, ProxyAddress, ProxyCommand, ProxyFamily, ProxyTransport } from './types.js';
 
 const FAMILY_NAMES: readonly ProxyFamily[] = ['UNSPEC', 'INET', 'INET6', 'UNIX'];
@@ -181,7 +181,7 @@ export function generateV2(input: IV2GenerateInput): Buffer {
   }
   const addressLength = addresses ? ADDRESS_LENGTHS[addresses.family] : 0;
   const crcLength = input.crc32c ? C.TLV_HEADER_LENGTH + C.CRC32C_LENGTH : 0;
-  const total = C.V2_FIXED_LENGTH + addressLength + tlvsLength(input.tlvs) + crcLength;
+  const total = C.V2_FIXED_LENGTH + addressLength + outgoingTlvsLength(input.tlvs) + crcLength;
   if (total > C.V2_MAX_TOTAL_LENGTH) throw new ProxyProtocolError('ERR_PP_HEADER_TOO_LARGE', `header would be ${total} bytes, over 65551`);
 
   const out = Buffer.allocUnsafe(total);
