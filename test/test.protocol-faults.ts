@@ -230,6 +230,28 @@ describe('generate() writes only what decode() accepts (#10.10)', () => {
   });
 });
 
+describe('the five bytes "PROXY" identify a v1 header (#10.11, spec 2.2)', () => {
+  it('detects a v1 signature whatever follows "PROXY", so an untrusted peer cannot slip one past', () => {
+    for (const text of ['PROXY TCP4 ', 'PROXY\tTCP4 1.2.3.4 5.6.7.8 1 2\r\n', 'PROXYTCP4', 'PROXY\r\n', 'PROXY']) {
+      assert.equal(ProxyProtocolParser.detect(Buffer.from(text)), 'v1', JSON.stringify(text));
+    }
+  });
+
+  it('waits on a prefix of "PROXY" and lets anything else through as data', () => {
+    for (const text of ['P', 'PR', 'PRO', 'PROX']) assert.equal(ProxyProtocolParser.detect(Buffer.from(text)), 'incomplete', text);
+    for (const text of ['PROXz', 'proxy TCP4', 'PRO Y', 'GET / HTTP/1.1']) assert.equal(ProxyProtocolParser.detect(Buffer.from(text)), 'none', text);
+  });
+
+  it('refuses "PROXY" followed by a tab from a trusted peer as ERR_PP_V1_MALFORMED, however it is split', () => {
+    const input = Buffer.from('PROXY\tTCP4 192.168.0.1 10.0.0.1 56324 443\r\nGET / HTTP/1.1\r\n');
+    assert.equal(codeOf(() => ProxyProtocolParser.decode(input)), 'ERR_PP_V1_MALFORMED');
+    for (let cut = 1; cut < input.length; cut++) {
+      const decoder = new ProxyProtocolDecoder();
+      assert.equal(codeOf(() => [decoder.push(input.subarray(0, cut)), decoder.push(input.subarray(cut))]), 'ERR_PP_V1_MALFORMED', `cut at ${cut}`);
+    }
+  });
+});
+
 function codeOf(fn: () => unknown): string {
   try {
     fn();

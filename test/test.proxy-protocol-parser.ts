@@ -108,7 +108,7 @@ describe('invalid headers are refused with a stable code', () => {
   }
 
   it('reports a signature prefix as incomplete', () => {
-    for (const prefix of ['P', 'PROX', 'PROXY ', 'PROXY TCP4 1.2.3.4']) assert.equal(ProxyProtocolParser.decode(Buffer.from(prefix)).status, 'incomplete');
+    for (const prefix of ['P', 'PROX', 'PROXY', 'PROXY ', 'PROXY TCP4 1.2.3.4']) assert.equal(ProxyProtocolParser.decode(Buffer.from(prefix)).status, 'incomplete');
     for (let n = 1; n < 16; n++) assert.equal(ProxyProtocolParser.decode(v2(0x21, 0x11, '').subarray(0, n)).status, 'incomplete');
   });
 

@@ -148,6 +148,11 @@ function corruptedCrc(): Buffer {
 }
 
 export const invalidVectors: IInvalidVector[] = [
+  // Spec 2.2: the five bytes "PROXY" identify v1, so whatever follows them must be a valid line.
+  bad('v1 PROXY followed by a tab', 'PROXY\tTCP4 1.2.3.4 5.6.7.8 1 2\r\n', 'ERR_PP_V1_MALFORMED'),
+  bad('v1 PROXY without its space', 'PROXYTCP4 1.2.3.4 5.6.7.8 1 2\r\n', 'ERR_PP_V1_MALFORMED'),
+  bad('v1 PROXY then CRLF', 'PROXY\r\n', 'ERR_PP_V1_MALFORMED'),
+  bad('v1 PROXY then a NUL byte', 'PROXY\0', 'ERR_PP_V1_MALFORMED'),
   bad('v1 double space', 'PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n', 'ERR_PP_V1_MALFORMED'),
   bad('v1 trailing space', 'PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n', 'ERR_PP_V1_MALFORMED'),
   bad('v1 missing field', 'PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n', 'ERR_PP_V1_MALFORMED'),
@@ -196,7 +201,6 @@ export const invalidVectors: IInvalidVector[] = [
 export const notHeaders: Array<[string, Buffer]> = [
   ['an HTTP request', Buffer.from('GET / HTTP/1.1\r\n')],
   ['a TLS ClientHello', Buffer.from('160301020001', 'hex')],
-  ['PROXY without its space', Buffer.from('PROXYTCP4')],
   ['a near-miss v2 signature', Buffer.from('0d0a0d0a000d0a515549540b', 'hex')],
   ['lower-case proxy', Buffer.from('proxy TCP4 ')],
 ];

@@ -3,8 +3,11 @@
  * Source: HAProxy's doc/proxy-protocol.txt (v1 section 2.1, v2 section 2.2).
  */
 
-/** "PROXY " — every v1 header starts with these six bytes. */
-export const V1_SIGNATURE = Buffer.from('PROXY ', 'latin1');
+/**
+ * "PROXY": the five bytes that identify a v1 header (spec 2.2, "identifying the protocol
+ * version"). A stream starting with them is a v1 header, valid or not, never plain data.
+ */
+export const V1_SIGNATURE = Buffer.from('PROXY', 'latin1');
 /** Longest legal v1 line including CRLF (spec 2.1). */
 export const V1_MAX_LENGTH = 107;
 export const V1_PROTO_TCP4 = 'TCP4';

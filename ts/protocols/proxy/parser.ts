@@ -51,7 +51,10 @@ function prefixMatches(buf: Uint8Array, signature: Uint8Array): boolean {
   return true;
 }
 
-/** Classifies the start of a stream; only a whole signature counts as one. */
+/**
+ * Classifies the start of a stream; only a whole signature counts as one: the 12 bytes of v2,
+ * the 5 bytes "PROXY" of v1 (whatever follows them is the v1 parser's to judge).
+ */
 export function detectSignature(buf: Buffer): SignatureMatch {
   if (buf.length === 0) return 'incomplete';
   const signature = buf[0] === C.V2_SIGNATURE[0] ? C.V2_SIGNATURE : buf[0] === C.V1_SIGNATURE[0] ? C.V1_SIGNATURE : null;

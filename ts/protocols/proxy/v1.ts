@@ -8,8 +8,8 @@ import type { IProxyIpAddress } from './types.js';
 const MAX_PORT = 65535;
 const MAX_PORT_DIGITS = 5;
 const V1_FIELD_COUNT = 5;
-/** Where the protocol word starts: right after "PROXY ". */
-const FIELDS_START = C.V1_SIGNATURE.length;
+/** Where the protocol word starts: right after "PROXY" and its one space. */
+const FIELDS_START = C.V1_SIGNATURE.length + 1;
 
 function malformed(message: string): ProxyProtocolError {
   return new ProxyProtocolError('ERR_PP_V1_MALFORMED', message);
@@ -39,11 +39,14 @@ const fieldStart = new Int32Array(V1_FIELD_COUNT);
 const fieldEnd = new Int32Array(V1_FIELD_COUNT);
 
 /**
- * Parses a v1 line at the start of `buf` (which is known to begin with "PROXY ").
+ * Parses a v1 line at the start of `buf` (which is known to begin with "PROXY").
  * Returns null while the line is still incomplete.
  */
 export function parseV1(buf: Buffer): ProxyHeader | null {
   const length = buf.length;
+  if (length > C.V1_SIGNATURE.length && buf[C.V1_SIGNATURE.length] !== C.CHAR_SPACE) {
+    throw malformed('"PROXY" must be followed by exactly one space');
+  }
   const limit = length < C.V1_MAX_LENGTH ? length : C.V1_MAX_LENGTH;
   let lf = -1;
   for (let i = FIELDS_START; i < limit; i++) {
