@@ -60,12 +60,11 @@ function writeFirstBytes(conn: Connection, route: IResolvedRoute, backend: net.S
 
 function reencrypt(conn: Connection, route: IResolvedRoute, backend: net.Socket, host: string): void {
   const servername = route.backendTls.servername ?? conn.serverName ?? (net.isIP(host) ? undefined : host);
-  // Offer the backend what the client negotiated, so h2 frames reach a backend that speaks h2.
-  const alpn = conn.negotiatedAlpn !== undefined ? [conn.negotiatedAlpn] : undefined;
-  const secure = tag(
-    tls.connect({ socket: backend, servername, rejectUnauthorized: route.backendTls.rejectUnauthorized, ca: route.backendTls.ca, ALPNProtocols: alpn }),
-    conn,
-  );
+  const { rejectUnauthorized, secureContext, alpnProtocols } = route.backendTls;
+  // Offer the backend what the route names, else what the client negotiated with us: h2 frames
+  // from an h2 client must reach a backend that agreed to h2.
+  const ALPNProtocols = alpnProtocols ?? (conn.negotiatedAlpn !== undefined ? [conn.negotiatedAlpn] : undefined);
+  const secure = tag(tls.connect({ socket: backend, servername, rejectUnauthorized, secureContext, ALPNProtocols }), conn);
   conn.backendStream = secure;
   secure.on('error', onBackendTlsError);
   secure.on('close', onBackendClose);

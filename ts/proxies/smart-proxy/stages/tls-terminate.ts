@@ -22,9 +22,30 @@ function onTlsError(this: ITaggedSocket): void {
   conn.manager.close(conn, conn.stage === 'tls-handshake' ? 'ERR_TLS_HANDSHAKE' : 'ERR_TLS_CLIENT');
 }
 
+/** The verification result of a client certificate; tls.Server reads the same. */
+interface ITlsHandle {
+  verifyError(): (Error & { code?: string }) | null;
+}
+
+/**
+ * Records whether the client's certificate verified against the route's clientCa, as tls.Server
+ * does for its sockets (`authorized`, `authorizationError`); false when `require` is not met.
+ */
+function checkClientCertificate(secure: tls.TLSSocket, route: IResolvedRoute): boolean {
+  if (route.clientCertificate === null) return true;
+  const error = (secure as tls.TLSSocket & { ssl: ITlsHandle }).ssl.verifyError();
+  if (error === null) secure.authorized = true;
+  else secure.authorizationError = error;
+  return error === null || route.clientCertificate !== 'require';
+}
+
 function onSecure(this: ITaggedSocket & tls.TLSSocket): void {
   const conn = this[kConn];
   if (conn.stage !== 'tls-handshake') return;
+  if (!checkClientCertificate(this, conn.route as IResolvedRoute)) {
+    reject(conn, 'ERR_TLS_CLIENT_CERT', `client certificate not accepted: ${this.authorizationError.message}`);
+    return;
+  }
   conn.negotiatedAlpn = this.alpnProtocol || undefined;
   if (conn.serverName === undefined) {
     const servername = (this as tls.TLSSocket & { servername?: string | false }).servername;
@@ -41,7 +62,13 @@ export const tlsHandshakeStage: IStage = {
     socket.pause();
     // TLSSocket feeds whatever is already in the socket's read buffer to the TLS engine first.
     if (initial.length > 0) socket.unshift(initial);
-    const options = { isServer: true, secureContext: route.secureContext as tls.SecureContext, ALPNProtocols: route.alpnProtocols };
+    const options = {
+      isServer: true,
+      secureContext: route.secureContext as tls.SecureContext,
+      ALPNProtocols: route.alpnProtocols,
+      requestCert: route.clientCertificate !== null,
+      rejectUnauthorized: route.clientCertificate === 'require',
+    };
     const secure = tag(new tls.TLSSocket(socket, options), conn);
     secure.disableRenegotiation();
     conn.clientStream = secure;
