@@ -269,11 +269,19 @@ describe('failures on either side', () => {
     const proxy = await proxyFor({ routes: [{ name: 'slow', match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }] });
     const client = await connect({ port });
     const chunk = Buffer.alloc(64 * 1024, 7);
-    let written = 0;
     const target = 64 * 1024 * 1024;
-    while (written < target && client.write(chunk)) written += chunk.length;
-    // The client's own buffer filled: the proxy stopped reading well before 64 MiB went through.
-    await new Promise((r) => setTimeout(r, 300));
+    let written = 0;
+    // Write as fast as the client's socket drains, yielding so the proxy (in this process) runs:
+    // without backpressure in the proxy the client never waits and 64 MiB pile up in the proxy.
+    const until = Date.now() + 1500;
+    while (written < target && Date.now() < until) {
+      if (client.writableNeedDrain) await new Promise((r) => setTimeout(r, 10));
+      else {
+        client.write(chunk);
+        written += chunk.length;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
     const conn = [...proxy.connectionManager.connections][0];
     const heldByProxy = (conn.backendStream?.writableLength ?? 0) + conn.wrapped.socket.readableLength;
     assert.ok(heldByProxy < 4 * 1024 * 1024, `proxy holds ${heldByProxy} bytes`);

@@ -181,6 +181,24 @@ describe('a peer cannot hold more than its share while a stage waits', () => {
   });
 });
 
+describe('one client is one client, however its address is spelt', () => {
+  it('four v1 spellings of one IPv6 client count as one address under maxConnectionsPerIP 2', async () => {
+    const backend = await echo('ok');
+    const port = await freePort();
+    const proxy = await started({ acceptProxyProtocol: true, proxyIPs: ['127.0.0.1'], maxConnectionsPerIP: 2, routes: [route(port, backend.port)] });
+    const spellings = ['2001:0db8:0000:0000:0000:0000:0000:0001', '2001:DB8::1', '2001:db8:0:0::1', '2001:db8::0:1'];
+    const clients = await Promise.all(spellings.map(async (address, i) => {
+      const client = await connect({ port });
+      client.write(`PROXY TCP6 ${address} ::1 ${5000 + i} ${port}\r\n`);
+      return client;
+    }));
+    onCleanup(() => clients.forEach((c) => c.destroy()));
+    const answers = await Promise.all(clients.map((c) => readLine(c, 3000).catch(() => '')));
+    assert.equal(answers.filter((a) => a === 'ok').length, 2);
+    assert.equal(proxy.connectionManager.connectionsFromIP('2001:db8::1'), 2);
+  });
+});
+
 describe('once one side is gone, the other may only flush for a bounded time', () => {
   it('a client that resets while the backend is not reading is noticed and frees its route and per-IP slots', async () => {
     const backend = await startServer((s) => s.pause());
