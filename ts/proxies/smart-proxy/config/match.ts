@@ -5,6 +5,7 @@ import { ipList } from './security.js';
 import type { IDomainMatcher } from './types.js';
 
 export const MATCH_KEYS = ['ports', 'domains', 'clientIp'] as const;
+const RANGE_KEYS = ['from', 'to'] as const;
 export const MAX_PORT = 65535;
 const DOMAIN_PATTERN = /^(\*|(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*)$/;
 
@@ -18,8 +19,18 @@ export function isPort(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_PORT;
 }
 
-function isPortRange(value: unknown): value is { from: number; to: number } {
-  return isObject(value) && Object.keys(value).length === 2 && isPort(value.from) && isPort(value.to) && value.from <= value.to;
+/** The ports of a range `{ from, to }`, or none (each problem reported at its field). */
+function expandRange(range: Record<string, unknown>, field: string, scope: Scope): number[] {
+  scope.object(range, field, RANGE_KEYS, 'ERR_CONFIG_PORT');
+  const { from, to } = range;
+  if (!isPort(from)) scope.add('ERR_CONFIG_PORT', `${field}.from`, `${describe(from)} is not a port 1..65535`);
+  if (!isPort(to)) scope.add('ERR_CONFIG_PORT', `${field}.to`, `${describe(to)} is not a port 1..65535`);
+  if (!isPort(from) || !isPort(to)) return [];
+  if (from > to) {
+    scope.add('ERR_CONFIG_PORT', field, `from ${from} is above to ${to}`);
+    return [];
+  }
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
 function expandPorts(spec: unknown, field: string, scope: Scope): number[] {
@@ -30,9 +41,10 @@ function expandPorts(spec: unknown, field: string, scope: Scope): number[] {
   const items = Array.isArray(spec) ? spec : [spec];
   const ports: number[] = [];
   items.forEach((item, i) => {
+    const at = Array.isArray(spec) ? `${field}[${i}]` : field;
     if (isPort(item)) ports.push(item);
-    else if (isPortRange(item)) for (let p = item.from; p <= item.to; p++) ports.push(p);
-    else scope.add('ERR_CONFIG_PORT', Array.isArray(spec) ? `${field}[${i}]` : field, `${describe(item)} is not a port 1..65535 or a range {from, to}`);
+    else if (isObject(item)) for (const port of expandRange(item, at, scope)) ports.push(port);
+    else scope.add('ERR_CONFIG_PORT', at, `${describe(item)} is not a port 1..65535 or a range {from, to}`);
   });
   return [...new Set(ports)];
 }
