@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ConfigError, SmartProxy, collectConfigErrors } from '../ts/index.js';
-import type { ISmartProxyOptions } from '../ts/index.js';
+import type { IRouteConfig, ISmartProxyOptions } from '../ts/index.js';
 import { resolveConfig } from '../ts/proxies/smart-proxy/config.js';
 import { isCatchAll } from '../ts/core/utils/ip-utils.js';
 import { type ICertificate, makeCertificate } from './helpers/net.js';
@@ -18,7 +18,7 @@ const onCleanup = cleanupAfterAll();
 
 const target = { host: '127.0.0.1', port: 9 };
 const route = (extra: Record<string, unknown> = {}) => ({ name: 'r', match: { ports: 8443 }, action: { type: 'forward', target, ...extra } });
-const tlsRoute = (tlsConfig: Record<string, unknown>, name = 'r') => ({ ...route({ tls: tlsConfig }), name });
+const tlsRoute = (tlsConfig: Record<string, unknown>, name = 'r') => ({ ...route({ tls: tlsConfig }), name }) as unknown as IRouteConfig;
 const errorsOf = (options: unknown) => collectConfigErrors(options).map((e) => ({ code: e.code, field: e.field, message: e.message }));
 
 /** A self-signed certificate valid only between two dates (openssl ca can back-date; req -x509 cannot). */
