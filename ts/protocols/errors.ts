@@ -49,7 +49,8 @@ export type ConfigErrorCode =
   | 'ERR_CONFIG_DOMAIN'
   | 'ERR_CONFIG_CIDR'
   | 'ERR_CONFIG_TLS'
-  | 'ERR_CONFIG_TRUST_ALL';
+  | 'ERR_CONFIG_TRUST_ALL'
+  | 'ERR_CONFIG_FILE';
 
 /** Why a connection was refused or failed before or while it was forwarded. */
 export type ConnectionErrorCode =
