@@ -104,41 +104,137 @@ function parseHello(hello: Buffer): ClientHelloResult {
   return { status: 'complete', serverName, alpn };
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * Incremental ClientHello reader for one stream: push chunks as they arrive, split anywhere.
+ * Linear in the bytes received: each byte is looked at once, record headers are parsed as they
+ * complete, handshake bytes are copied once into one buffer of the hello's size (≤ maxBytes),
+ * and the chunks are kept as they came so the caller can forward them untouched.
+ */
+export class ClientHelloReader {
+  private readonly maxBytes: number;
+  private chunks: Buffer[] = [];
+  private total = 0;
+  private result: ClientHelloResult | null = null;
+  private failure: TlsParseError | null = null;
+  private records = 0;
+  /** Bytes of the current record header seen (0..4), and what they said so far. */
+  private headerSeen = 0;
+  private recordLength = 0;
+  /** Fragment bytes of the current record still to come. */
+  private fragmentLeft = 0;
+  /** Handshake bytes collected, and the hello's whole length (header included) once `hello` exists. */
+  private collected = 0;
+  private helloLength = 0;
+  /** The hello being reassembled, allocated at its own size once its 4-byte header is in. */
+  private hello: Buffer | null = null;
+
+  constructor(maxBytes = T.DEFAULT_MAX_CLIENT_HELLO) {
+    if (!Number.isInteger(maxBytes) || maxBytes < T.HANDSHAKE_HEADER_LENGTH) {
+      throw new RangeError(`maxBytes must be an integer ≥ ${T.HANDSHAKE_HEADER_LENGTH}, got ${maxBytes}`);
+    }
+    this.maxBytes = maxBytes;
+  }
+
+  /** Every byte pushed so far, in order (concatenated once, when asked). */
+  get received(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.total)];
+    return this.chunks.length === 1 ? this.chunks[0] : NO_BYTES;
+  }
+
+  get receivedLength(): number {
+    return this.total;
+  }
+
+  /** Takes the next chunk; the result stays final once complete or not-tls; a fault throws again. */
+  push(chunk: Buffer): ClientHelloResult {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.total += chunk.length;
+    }
+    if (this.failure !== null) throw this.failure;
+    if (this.result !== null) return this.result;
+    try {
+      this.result = this.scan(chunk);
+      if (this.result === null && this.total > 2 * this.maxBytes) {
+        // Tiny records cost 5 bytes of framing each: bound the raw bytes too.
+        throw new TlsParseError('ERR_TLS_CLIENT_HELLO_TOO_LARGE', `no complete ClientHello within ${this.maxBytes} bytes`);
+      }
+    } catch (err) {
+      this.failure = err as TlsParseError;
+      throw err;
+    }
+    return this.result ?? INCOMPLETE;
+  }
+
+  /** Walks the new bytes once; a final result, or null for "need more". */
+  private scan(chunk: Buffer): ClientHelloResult | null {
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.fragmentLeft === 0) {
+        const verdict = this.recordHeaderByte(chunk[off++]);
+        if (verdict !== null) return verdict;
+        continue;
+      }
+      const take = Math.min(this.fragmentLeft, chunk.length - off);
+      this.fragmentLeft -= take;
+      if (this.handshakeBytes(chunk, off, off + take)) return parseHello(this.hello as Buffer);
+      off += take;
+    }
+    return null;
+  }
+
+  /** One byte of a record header (type, version major, minor, length high, low). */
+  private recordHeaderByte(byte: number): ClientHelloResult | null {
+    const index = this.headerSeen++;
+    const first = this.records === 0;
+    if (index === 0 && byte !== T.RECORD_TYPE_HANDSHAKE) {
+      if (first) return NOT_TLS;
+      throw malformed('a non-handshake record interrupts the ClientHello');
+    }
+    if (index === 1 && first && byte !== T.RECORD_VERSION_MAJOR) return NOT_TLS;
+    if (index === 3) this.recordLength = byte << 8;
+    if (index === 4) {
+      const length = this.recordLength | byte;
+      if (length === 0 || length > T.MAX_RECORD_LENGTH) throw malformed(`record length ${length}`);
+      this.records++;
+      this.headerSeen = 0;
+      this.fragmentLeft = length;
+    }
+    return null;
+  }
+
+  /** Collects handshake bytes [start, end) of `chunk`; true once the whole hello is in. */
+  private handshakeBytes(chunk: Buffer, start: number, end: number): boolean {
+    let off = start;
+    while (this.hello === null && off < end) {
+      const byte = chunk[off++];
+      const index = this.collected++;
+      if (index === 0 && byte !== T.HANDSHAKE_TYPE_CLIENT_HELLO) throw malformed(`first handshake message is type ${byte}`);
+      if (index > 0) this.helloLength = (this.helloLength << 8) | byte;
+      if (index === T.HANDSHAKE_HEADER_LENGTH - 1) this.startHello();
+    }
+    if (this.hello === null) return false;
+    const take = Math.min(end - off, this.helloLength - this.collected);
+    chunk.copy(this.hello, this.collected, off, off + take);
+    this.collected += take;
+    return this.collected === this.helloLength;
+  }
+
+  private startHello(): void {
+    const length = T.HANDSHAKE_HEADER_LENGTH + this.helloLength;
+    if (length > this.maxBytes) {
+      throw new TlsParseError('ERR_TLS_CLIENT_HELLO_TOO_LARGE', `ClientHello of ${length} bytes exceeds ${this.maxBytes}`);
+    }
+    this.helloLength = length;
+    this.hello = Buffer.allocUnsafe(length);
+    this.hello[0] = T.HANDSHAKE_TYPE_CLIENT_HELLO;
+    this.hello.writeUIntBE(length - T.HANDSHAKE_HEADER_LENGTH, 1, 3);
+  }
+}
+
 /** Looks for a ClientHello at the start of `buf` (all bytes received so far). */
 export function readClientHello(buf: Buffer, maxBytes = T.DEFAULT_MAX_CLIENT_HELLO): ClientHelloResult {
-  if (buf.length === 0) return INCOMPLETE;
-  if (buf[0] !== T.RECORD_TYPE_HANDSHAKE) return NOT_TLS;
-  if (buf.length < 2) return INCOMPLETE;
-  if (buf[1] !== T.RECORD_VERSION_MAJOR) return NOT_TLS;
-
-  const fragments: Buffer[] = [];
-  let collected = 0;
-  let helloLength = -1;
-  let off = 0;
-  while (off + T.RECORD_HEADER_LENGTH <= buf.length) {
-    if (buf[off] !== T.RECORD_TYPE_HANDSHAKE) throw malformed('a non-handshake record interrupts the ClientHello');
-    const recordLength = buf.readUInt16BE(off + 3);
-    if (recordLength === 0 || recordLength > T.MAX_RECORD_LENGTH) throw malformed(`record length ${recordLength}`);
-    const end = off + T.RECORD_HEADER_LENGTH + recordLength;
-    if (end > buf.length) break;
-    fragments.push(buf.subarray(off + T.RECORD_HEADER_LENGTH, end));
-    collected += recordLength;
-    off = end;
-    if (helloLength < 0 && collected >= T.HANDSHAKE_HEADER_LENGTH) {
-      const head = fragments.length === 1 ? fragments[0] : Buffer.concat(fragments);
-      if (head[0] !== T.HANDSHAKE_TYPE_CLIENT_HELLO) throw malformed(`first handshake message is type ${head[0]}`);
-      helloLength = T.HANDSHAKE_HEADER_LENGTH + ((head[1] << 16) | (head[2] << 8) | head[3]);
-      if (helloLength > maxBytes) {
-        throw new TlsParseError('ERR_TLS_CLIENT_HELLO_TOO_LARGE', `ClientHello of ${helloLength} bytes exceeds ${maxBytes}`);
-      }
-    }
-    if (helloLength >= 0 && collected >= helloLength) {
-      const all = fragments.length === 1 ? fragments[0] : Buffer.concat(fragments);
-      return parseHello(all.subarray(0, helloLength));
-    }
-  }
-  if (buf.length > 2 * maxBytes) {
-    throw new TlsParseError('ERR_TLS_CLIENT_HELLO_TOO_LARGE', `no complete ClientHello within ${maxBytes} bytes`);
-  }
-  return INCOMPLETE;
+  return new ClientHelloReader(maxBytes).push(buf);
 }
