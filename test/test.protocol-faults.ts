@@ -3,6 +3,8 @@
  * alive, how IPv6 text comes back, what generate() may write, and what counts as a v1 header.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -10,6 +12,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ProxyProtocolError } from '../ts/protocols/errors.js';
 import {
+  ProxyHeader,
   ProxyProtocolDecoder,
   ProxyProtocolParser,
   alpnTlv,
@@ -249,6 +252,36 @@ describe('the five bytes "PROXY" identify a v1 header (#10.11, spec 2.2)', () =>
       const decoder = new ProxyProtocolDecoder();
       assert.equal(codeOf(() => [decoder.push(input.subarray(0, cut)), decoder.push(input.subarray(cut))]), 'ERR_PP_V1_MALFORMED', `cut at ${cut}`);
     }
+  });
+});
+
+describe('protocols/ layers: one concern per file, shared parts below the protocols (#11)', () => {
+  /** Relative imports of a .ts file, resolved to repository paths. */
+  function importsOf(file: string): string[] {
+    const text = fs.readFileSync(file, 'utf8');
+    return [...text.matchAll(/^(?:import|export)[^;]*?from '(\.[^']+)'/gms)].map((m) => path.join(path.dirname(file), m[1].replace(/\.js$/, '.ts')));
+  }
+
+  it('keeps the modules every protocol shares (errors, addresses, ASCII) free of any one protocol', () => {
+    const shared = fs.readdirSync('ts/protocols').filter((f) => f.endsWith('.ts')).map((f) => path.join('ts/protocols', f));
+    for (const file of shared) {
+      for (const target of importsOf(file)) assert.equal(path.dirname(target), 'ts/protocols', `${file} imports ${target}`);
+    }
+  });
+
+  it('keeps everything under protocols/ importing only protocols/', () => {
+    const files = fs.readdirSync('ts/protocols', { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => path.join('ts/protocols', f));
+    for (const file of files) {
+      for (const target of importsOf(file)) assert.ok(target.startsWith('ts/protocols/'), `${file} imports ${target}`);
+    }
+  });
+
+  it('builds a ProxyHeader from one object of named fields', () => {
+    const ipBlock = Uint8Array.from([192, 168, 0, 1, 10, 0, 0, 1, 0xdc, 0x04, 0x01, 0xbb]);
+    const header = new ProxyHeader({ version: 2, command: 'PROXY', family: 'INET', transport: 'STREAM', length: 28, ipBlock });
+    assert.deepEqual([header.source, header.destination, header.length, header.tlvs], [{ address: '192.168.0.1', port: 56324 }, { address: '10.0.0.1', port: 443 }, 28, []]);
+    const unix = new ProxyHeader({ version: 2, command: 'PROXY', family: 'UNIX', transport: 'STREAM', length: 232, source: { path: '/a' }, destination: { path: '/b' } });
+    assert.deepEqual([unix.source, unix.destination], [{ path: '/a' }, { path: '/b' }]);
   });
 });
 

@@ -2,15 +2,17 @@
  * IP address text <-> bytes, strict and allocation-light. Pure: no node:net here, so the
  * protocol layer stays free of sockets (ts/core/utils/ip-utils.ts builds trust lists on net).
  */
-const CHAR_0 = 0x30;
-const CHAR_9 = 0x39;
-const CHAR_DOT = 0x2e;
-const CHAR_COLON = 0x3a;
-const CHAR_UPPER_A = 0x41;
-const CHAR_UPPER_F = 0x46;
-const CHAR_LOWER_A = 0x61;
-const CHAR_LOWER_F = 0x66;
-const ASCII_MAX = 0x7f;
+import {
+  ASCII_MAX,
+  CHAR_0,
+  CHAR_9,
+  CHAR_COLON,
+  CHAR_DOT,
+  CHAR_LOWER_A,
+  CHAR_LOWER_F,
+  CHAR_UPPER_A,
+  CHAR_UPPER_F,
+} from './ascii.js';
 
 const IPV4_OCTETS = 4;
 const IPV6_BYTES = 16;

@@ -16,14 +16,6 @@ export const V1_PROTO_UNKNOWN = 'UNKNOWN';
 /** The short UNKNOWN form: the only one HAProxy accepts. */
 export const V1_UNKNOWN_LINE = Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
 
-export const CHAR_CR = 0x0d;
-export const CHAR_LF = 0x0a;
-export const CHAR_SPACE = 0x20;
-export const CHAR_DOT = 0x2e;
-export const CHAR_COLON = 0x3a;
-export const CHAR_0 = 0x30;
-export const CHAR_9 = 0x39;
-
 /** The 12-byte v2 signature. */
 export const V2_SIGNATURE = Buffer.from([
   0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,

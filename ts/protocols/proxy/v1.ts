@@ -1,6 +1,7 @@
 /** PROXY protocol v1 (text): strict parse and generate. */
 import { ProxyProtocolError } from '../errors.js';
 import { formatIPv6, parseIPv4, parseIPv4Bytes, parseIPv6, parseIPv6Bytes, unmapIPv4 } from '../ip-address.js';
+import { CHAR_0, CHAR_9, CHAR_CR, CHAR_LF, CHAR_SPACE } from '../ascii.js';
 import * as C from './constants.js';
 import { ProxyHeader } from './header.js';
 import type { IProxyIpAddress } from './types.js';
@@ -18,12 +19,12 @@ function malformed(message: string): ProxyProtocolError {
 /** Decimal port in [start, end): no sign, no leading zero, ≤ 65535; -1 when invalid. */
 function parsePort(buf: Uint8Array, start: number, end: number): number {
   const digits = end - start;
-  if (digits < 1 || digits > MAX_PORT_DIGITS || (digits > 1 && buf[start] === C.CHAR_0)) return -1;
+  if (digits < 1 || digits > MAX_PORT_DIGITS || (digits > 1 && buf[start] === CHAR_0)) return -1;
   let port = 0;
   for (let i = start; i < end; i++) {
     const c = buf[i];
-    if (c < C.CHAR_0 || c > C.CHAR_9) return -1;
-    port = port * 10 + (c - C.CHAR_0);
+    if (c < CHAR_0 || c > CHAR_9) return -1;
+    port = port * 10 + (c - CHAR_0);
   }
   return port <= MAX_PORT ? port : -1;
 }
@@ -44,29 +45,29 @@ const fieldEnd = new Int32Array(V1_FIELD_COUNT);
  */
 export function parseV1(buf: Buffer): ProxyHeader | null {
   const length = buf.length;
-  if (length > C.V1_SIGNATURE.length && buf[C.V1_SIGNATURE.length] !== C.CHAR_SPACE) {
+  if (length > C.V1_SIGNATURE.length && buf[C.V1_SIGNATURE.length] !== CHAR_SPACE) {
     throw malformed('"PROXY" must be followed by exactly one space');
   }
   const limit = length < C.V1_MAX_LENGTH ? length : C.V1_MAX_LENGTH;
   let lf = -1;
   for (let i = FIELDS_START; i < limit; i++) {
     const c = buf[i];
-    if (c === C.CHAR_LF) {
+    if (c === CHAR_LF) {
       lf = i;
       break;
     }
-    if (c === C.CHAR_CR && i + 1 < length && buf[i + 1] !== C.CHAR_LF) throw malformed('CR not followed by LF');
+    if (c === CHAR_CR && i + 1 < length && buf[i + 1] !== CHAR_LF) throw malformed('CR not followed by LF');
   }
   if (lf < 0) {
     if (length >= C.V1_MAX_LENGTH) throw new ProxyProtocolError('ERR_PP_V1_TOO_LONG', 'no CRLF within 107 bytes');
     return null;
   }
-  if (buf[lf - 1] !== C.CHAR_CR) throw malformed('LF not preceded by CR');
+  if (buf[lf - 1] !== CHAR_CR) throw malformed('LF not preceded by CR');
   const lineEnd = lf - 1;
   const consumed = lf + 1;
 
   let protoEnd = FIELDS_START;
-  while (protoEnd < lineEnd && buf[protoEnd] !== C.CHAR_SPACE) protoEnd++;
+  while (protoEnd < lineEnd && buf[protoEnd] !== CHAR_SPACE) protoEnd++;
   if (wordIs(buf, FIELDS_START, protoEnd, C.V1_PROTO_UNKNOWN)) {
     // Spec 2.1: whatever follows UNKNOWN up to CRLF is ignored.
     return new ProxyHeader({ version: 1, command: 'PROXY', family: 'UNSPEC', transport: 'UNSPEC', length: consumed });
@@ -79,7 +80,7 @@ export function parseV1(buf: Buffer): ProxyHeader | null {
   let count = 0;
   let start = FIELDS_START;
   for (let i = FIELDS_START; i <= lineEnd; i++) {
-    if (i === lineEnd || buf[i] === C.CHAR_SPACE) {
+    if (i === lineEnd || buf[i] === CHAR_SPACE) {
       if (i === start) throw malformed('empty field (double, leading or trailing space)');
       if (count === V1_FIELD_COUNT) throw malformed('more than 5 fields');
       fieldStart[count] = start;
