@@ -1,53 +1,14 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { connect, freePort, readLine, startTaggedEchoServer } from './helpers/net.js';
 import { cleanupAfterAll } from './helpers/cleanup.js';
+import * as cli from './helpers/cli.js';
 
 const onCleanup = cleanupAfterAll();
-
-interface IRun {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-}
-
-function runNode(args: string[]): IRun {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout?.on('data', (d) => (out += d));
-  child.stderr?.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  onCleanup(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return {
-    child,
-    output: () => out,
-    exited,
-    async waitFor(pattern, timeoutMs = 10000) {
-      const start = Date.now();
-      for (;;) {
-        const m = out.match(pattern);
-        if (m) return m;
-        if (child.exitCode !== null || Date.now() - start > timeoutMs) throw new Error(`no ${pattern} in output:\n${out}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
-  };
-}
-
-function writeConfig(config: unknown): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smartproxy-cli-'));
-  onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'smartproxy.json');
-  fs.writeFileSync(file, JSON.stringify(config));
-  return file;
-}
+const runNode = (args: string[]) => cli.runNode(args, onCleanup);
+const writeConfig = (config: unknown) => cli.writeConfig(config, onCleanup);
 
 describe('the demo', () => {
   it('runs the chain, shows three distinct clients at the inner hop, and exits 0', async () => {
@@ -117,7 +78,7 @@ describe('the smartproxy CLI', () => {
 
     fs.writeFileSync(file, JSON.stringify({ listenAddress: '127.0.0.1', routes: [route('one', p1, one.port), route('two', p2, two.port)] }));
     run.child.kill('SIGHUP');
-    await run.waitFor(/routes reloaded \(2 route/);
+    await run.waitFor(/configuration reloaded \(2 routes\)/);
     const fresh = await connect({ port: p2 });
     assert.equal(await readLine(fresh), 'two');
     live.write('still here\n');
