@@ -57,15 +57,24 @@ function validityProblem(chain: string, now: number): string | null {
 /**
  * What one resolution builds and checks, by the PEM it comes from: 1,000 routes sharing one
  * certificate (or one CA bundle) build one context and parse the PEM once. Each context costs
- * milliseconds of CPU on the event loop; a failure is remembered as its message.
+ * milliseconds of CPU on the event loop; a failure is remembered as its message. Keys are the PEM
+ * strings themselves in nested maps: a string hashes once, a concatenation of them would be copied
+ * and hashed again for every route.
  */
 export class SecureContextCache {
-  private readonly memo = new Map<string, tls.SecureContext | string | null>();
+  private readonly root = new Map<string, unknown>();
   private readonly now = Date.now();
 
-  private once<T extends tls.SecureContext | string | null>(key: string, make: () => T): T {
-    if (!this.memo.has(key)) this.memo.set(key, make());
-    return this.memo.get(key) as T;
+  private once<T extends tls.SecureContext | string | null>(path: readonly string[], make: () => T): T {
+    let node = this.root;
+    for (const part of path.slice(0, -1)) {
+      let next = node.get(part) as Map<string, unknown> | undefined;
+      if (next === undefined) node.set(part, (next = new Map()));
+      node = next;
+    }
+    const last = path[path.length - 1];
+    if (!node.has(last)) node.set(last, make());
+    return node.get(last) as T;
   }
 
   private static create(options: tls.SecureContextOptions): tls.SecureContext | string {
@@ -77,21 +86,21 @@ export class SecureContextCache {
   }
 
   bundleProblem(pem: string): string | null {
-    return this.once(`bundle\0${pem}`, () => bundleProblem(pem));
+    return this.once(['bundle', pem], () => bundleProblem(pem));
   }
 
   validityProblem(chain: string): string | null {
-    return this.once(`validity\0${chain}`, () => validityProblem(chain, this.now));
+    return this.once(['validity', chain], () => validityProblem(chain, this.now));
   }
 
   /** A server context: the route's key and certificate, and the CA that client certificates are checked against. */
   server(key: string, cert: string, clientCa: string | undefined): tls.SecureContext | string {
-    return this.once(`server\0${key}\0${cert}\0${clientCa ?? ''}`, () => SecureContextCache.create({ key, cert, ca: clientCa }));
+    return this.once(['server', key, cert, clientCa ?? ''], () => SecureContextCache.create({ key, cert, ca: clientCa }));
   }
 
   /** A client context for connections to targets: `ca` replaces the default roots when given. */
   backend(ca: string | undefined): tls.SecureContext | string {
-    return this.once(`backend\0${ca ?? ''}`, () => SecureContextCache.create({ ca }));
+    return this.once(['backend', ca ?? ''], () => SecureContextCache.create({ ca }));
   }
 }
 
