@@ -24,6 +24,19 @@ async function backend(tag: string): Promise<number> {
   return server.port;
 }
 
+/** Runs the CLI on `config` (written to a file) until it has started. */
+async function service(config: unknown): Promise<{ run: cli.IRun; file: string }> {
+  const file = writeConfig(config);
+  const run = runNode(['ts/cli.ts', '--config', file]);
+  await run.waitFor(/started with \d+ routes?/);
+  return { run, file };
+}
+
+async function stopsCleanly(run: cli.IRun): Promise<void> {
+  run.child.kill('SIGTERM');
+  assert.equal(await run.exited, 0, run.output());
+}
+
 /** Whether a connection to `port` is refused (nothing listens). */
 async function refused(port: number): Promise<boolean> {
   try {
@@ -70,9 +83,7 @@ describe('the smartproxy CLI as a service', () => {
   it('keeps serving after its stdout and stderr are closed, even when a client makes it log', async () => {
     const one = await backend('one');
     const port = await freePort();
-    const file = writeConfig({ listenAddress: '127.0.0.1', acceptProxyProtocol: true, proxyIPs: ['10.9.9.9'], routes: [route('one', port, one)] });
-    const run = runNode(['ts/cli.ts', '--config', file]);
-    await run.waitFor(new RegExp(`listening on 127\\.0\\.0\\.1:${port}`));
+    const { run } = await service({ listenAddress: '127.0.0.1', acceptProxyProtocol: true, proxyIPs: ['10.9.9.9'], routes: [route('one', port, one)] });
     run.child.stdout?.destroy();
     run.child.stderr?.destroy();
     for (let i = 0; i < 3; i++) {
@@ -83,16 +94,13 @@ describe('the smartproxy CLI as a service', () => {
     await sleep(200);
     assert.equal(run.child.exitCode, null, 'still running');
     assert.equal(await tagAt(port), 'one');
-    run.child.kill('SIGTERM');
-    assert.equal(await run.exited, 0);
+    await stopsCleanly(run);
   });
 
   it('ignores SIGHUP while draining on SIGTERM, and exits at once with code 1 on a second SIGTERM', async () => {
     const one = await backend('one');
     const port = await freePort();
-    const file = writeConfig({ listenAddress: '127.0.0.1', gracefulShutdownTimeout: 20000, routes: [route('one', port, one)] });
-    const run = runNode(['ts/cli.ts', '--config', file]);
-    await run.waitFor(/started with 1 route/);
+    const { run } = await service({ listenAddress: '127.0.0.1', gracefulShutdownTimeout: 20000, routes: [route('one', port, one)] });
     const live = await connect({ port });
     assert.equal(await readLine(live), 'one');
     run.child.kill('SIGTERM');
@@ -123,8 +131,7 @@ describe('the smartproxy CLI as a service', () => {
     await fifo.serve({ listenAddress: '127.0.0.1', routes: [route('r', port, two)] });
     await run.waitFor(/SIGHUP during start-up[\s\S]*configuration reloaded \(1 route\)/);
     assert.equal(await tagAt(port), 'two');
-    run.child.kill('SIGTERM');
-    assert.equal(await run.exited, 0, run.output());
+    await stopsCleanly(run);
   });
 
   it('stops cleanly on SIGTERM during start-up, without listening', async () => {
@@ -145,31 +152,25 @@ describe('the smartproxy CLI as a service', () => {
     const [one, two] = [await backend('one'), await backend('two')];
     const port = await freePort();
     const config = (target: number) => ({ listenAddress: '127.0.0.1', defaults: { target: { host: '127.0.0.1', port: target } }, routes: [route('r', port)] });
-    const file = writeConfig(config(one));
-    const run = runNode(['ts/cli.ts', '--config', file]);
-    await run.waitFor(/started with 1 route/);
+    const { run, file } = await service(config(one));
     assert.equal(await tagAt(port), 'one');
     fs.writeFileSync(file, JSON.stringify(config(two)));
     run.child.kill('SIGHUP');
     await run.waitFor(/(configuration|routes) reloaded/);
     assert.equal(await tagAt(port), 'two');
-    run.child.kill('SIGTERM');
-    assert.equal(await run.exited, 0);
+    await stopsCleanly(run);
   });
 
   it('keeps the running configuration when the reloaded file is invalid, and lists its problems', async () => {
     const one = await backend('one');
     const port = await freePort();
-    const file = writeConfig({ listenAddress: '127.0.0.1', routes: [route('r', port, one)] });
-    const run = runNode(['ts/cli.ts', '--config', file]);
-    await run.waitFor(/started with 1 route/);
+    const { run, file } = await service({ listenAddress: '127.0.0.1', routes: [route('r', port, one)] });
     fs.writeFileSync(file, JSON.stringify({ listenAddress: '127.0.0.1', proxyIPs: '10.0.0.1', routes: [route('r', port, one)] }));
     run.child.kill('SIGHUP');
     await run.waitFor(/nothing changed|keeping the running routes/);
     assert.match(run.output(), /proxyIPs: must be an array.*\[ERR_CONFIG_CIDR\]/);
     assert.equal(await tagAt(port), 'one');
-    run.child.kill('SIGTERM');
-    assert.equal(await run.exited, 0);
+    await stopsCleanly(run);
   });
 });
 
