@@ -95,6 +95,11 @@ describe('every field is type-checked before use', () => {
           sendProxyProtocol: { version: 2, tlvs: { authority: true, alpn: true, uniqueId: true, ssl: true, crc32c: true, passThrough: [2, 5] } },
         },
       },
+      {
+        name: 'pass',
+        match: { ports: 443, domains: 'p.example' },
+        action: { type: 'forward', tls: { mode: 'passthrough', certificate: { key: cert.key, cert: cert.cert } }, sendProxyProtocol: false },
+      },
     ],
     listenAddress: '127.0.0.1',
     enableHalfOpen: false,
@@ -127,7 +132,7 @@ describe('every field is type-checked before use', () => {
     [/\.match\.ports\[\d+\]$/, ['number', 'object']],
     [/\.match\.domains$/, ['string']],
     [/target\.host$/, ['array', 'string']],
-    [/\.action\.sendProxyProtocol$/, ['boolean']],
+    [/\.action\.sendProxyProtocol$/, ['boolean', 'object']],
   ];
   const wrongValues: unknown[] = ['x', 7, [], {}, null, true];
 

@@ -153,12 +153,8 @@ function resolveClientAuth(raw: Record<string, unknown>, mode: TTlsMode, field: 
   return { clientCertificate, clientCa };
 }
 
-/** The server context of a terminating route, from `certificate: { key, cert }` and the client CA. */
-function serverContext(value: unknown, clientCa: string | undefined, field: string, scope: Scope, cache: SecureContextCache): tls.SecureContext | null {
-  if (value === undefined) {
-    scope.add('ERR_CONFIG_TLS', field, 'needs certificate: { key, cert } (PEM) to terminate TLS');
-    return null;
-  }
+/** `certificate: { key, cert }`, type-checked; null when absent or wrong (reported). */
+function readCertificate(value: unknown, field: string, scope: Scope): { key: string; chain: string } | null {
   const cert = scope.object(value, field, CERTIFICATE_KEYS, 'ERR_CONFIG_TLS');
   if (cert === undefined) return null;
   if (cert.key === undefined || cert.cert === undefined) {
@@ -167,9 +163,19 @@ function serverContext(value: unknown, clientCa: string | undefined, field: stri
   }
   const key = scope.text(cert.key, `${field}.key`, 'ERR_CONFIG_TLS');
   const chain = scope.text(cert.cert, `${field}.cert`, 'ERR_CONFIG_TLS');
-  if (key === undefined || chain === undefined) return null;
-  const context = cache.server(key, chain, clientCa);
-  const problem = typeof context === 'string' ? `unusable key or certificate: ${context}` : cache.validityProblem(chain);
+  return key === undefined || chain === undefined ? null : { key, chain };
+}
+
+/** The server context of a terminating route, from `certificate: { key, cert }` and the client CA. */
+function serverContext(value: unknown, clientCa: string | undefined, field: string, scope: Scope, cache: SecureContextCache): tls.SecureContext | null {
+  if (value === undefined) {
+    scope.add('ERR_CONFIG_TLS', field, 'needs certificate: { key, cert } (PEM) to terminate TLS');
+    return null;
+  }
+  const pem = readCertificate(value, field, scope);
+  if (pem === null) return null;
+  const context = cache.server(pem.key, pem.chain, clientCa);
+  const problem = typeof context === 'string' ? `unusable key or certificate: ${context}` : cache.validityProblem(pem.chain);
   if (problem !== null) scope.add('ERR_CONFIG_TLS', field, problem);
   return problem === null ? (context as tls.SecureContext) : null;
 }
@@ -190,5 +196,7 @@ export function resolveTls(value: unknown, field: string, scope: Scope, cache: S
   const { clientCertificate, clientCa } = resolveClientAuth(raw, mode, field, scope, cache);
   resolved.clientCertificate = clientCertificate;
   if (mode !== 'passthrough') resolved.secureContext = serverContext(raw.certificate, clientCa, `${field}.certificate`, scope, cache);
+  // Passthrough never uses a certificate; one given is still checked, so a typo there is not silent.
+  else if (raw.certificate !== undefined) readCertificate(raw.certificate, `${field}.certificate`, scope);
   return resolved;
 }
