@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { WrappedSocket } from '../../core/models/wrapped-socket.js';
 import type { ConnectionErrorCode } from '../../protocols/errors.js';
 import type { ProxyProtocolDecoder } from '../../protocols/proxy/parser.js';
+import type { ClientHelloReader } from '../../protocols/tls/client-hello.js';
 import type { IProxyHeader } from '../../protocols/proxy/types.js';
 import type { IResolvedConfig, IResolvedRoute } from './config.js';
 import type { IConnectionRecord, IProxyProtocolStatistics, ISmartProxyStatistics } from './models/interfaces.js';
@@ -78,8 +79,9 @@ export class Connection implements IConnectionRecord {
   pendingCounted = false;
   /** Monotonic time at which the current stage gives up; 0 for none. */
   deadline = 0;
-  /** Stage state: the PROXY decoder, or the bytes held while looking for a signature or ClientHello. */
+  /** Stage state: the PROXY decoder, the ClientHello reader, or the bytes held while looking for a signature. */
   decoder: ProxyProtocolDecoder | null = null;
+  helloReader: ClientHelloReader | null = null;
   pending: Buffer | null = null;
   negotiatedAlpn: string | undefined = undefined;
   /** Client bytes in + out at the last sweep, and (monotonic) when that number last changed. */
@@ -330,6 +332,7 @@ export class ConnectionManager {
     this.bytesToClients += conn.bytesToClient;
     if (!conn.forwarded) this.rejectedConnections++;
     conn.decoder = null;
+    conn.helloReader = null;
     conn.pending = null;
     if (conn.pendingCounted) this.leavePending(conn);
     if (conn.ipCounted) release(this.perIP, conn.clientIP);

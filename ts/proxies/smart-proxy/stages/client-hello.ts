@@ -1,48 +1,50 @@
 /**
  * ClientHello stage, on ports whose routes depend on SNI: holds the client's first bytes until a
- * whole ClientHello (or something that is not TLS) has arrived, within initialDataTimeout.
+ * whole ClientHello (or something that is not TLS) has arrived, within initialDataTimeout. The
+ * reader is incremental and linear in the bytes received, however finely they are split.
  */
-import type { SmartProxyError } from '../../../protocols/errors.js';
-import { readClientHello } from '../../../protocols/tls/client-hello.js';
+import type { TlsParseError } from '../../../protocols/errors.js';
+import { ClientHelloReader, type ClientHelloResult } from '../../../protocols/tls/client-hello.js';
 import type { Connection, IStage } from '../connection-manager.js';
-import { EMPTY, type ITaggedSocket, kConn, reject } from './common.js';
+import { type ITaggedSocket, kConn, reject } from './common.js';
 
 function onHelloData(this: ITaggedSocket, chunk: Buffer): void {
-  const conn = this[kConn];
-  conn.pending = conn.pending === null || conn.pending.length === 0 ? chunk : Buffer.concat([conn.pending, chunk]);
-  if (inspectHello(conn)) this.off('data', onHelloData);
+  if (inspectHello(this[kConn], chunk)) this.off('data', onHelloData);
 }
 
-/** Looks for the ClientHello in the bytes so far; true once the connection moved on. */
-function inspectHello(conn: Connection): boolean {
-  const buffered = conn.pending ?? EMPTY;
-  let hello;
+/** Feeds the reader; true once the connection moved on (routed or refused). */
+function inspectHello(conn: Connection, chunk: Buffer): boolean {
+  const reader = conn.helloReader as ClientHelloReader;
+  let hello: ClientHelloResult;
   try {
-    hello = readClientHello(buffered);
+    hello = reader.push(chunk);
   } catch (err) {
-    const e = err as SmartProxyError;
-    reject(conn, e.code as 'ERR_TLS_CLIENT_HELLO_MALFORMED', e.message);
+    const e = err as TlsParseError;
+    reject(conn, e.code, e.message);
     return true;
   }
   if (hello.status === 'incomplete') return false;
-  conn.pending = null;
   if (hello.status === 'complete') conn.serverName = hello.serverName;
-  conn.manager.advance(conn, 'routing', buffered);
+  routeOnWhatArrived(conn);
   return true;
+}
+
+function routeOnWhatArrived(conn: Connection): void {
+  const bytes = (conn.helloReader as ClientHelloReader).received;
+  conn.helloReader = null;
+  conn.manager.advance(conn, 'routing', bytes);
 }
 
 export const clientHelloStage: IStage = {
   enter(conn, initial) {
-    conn.pending = initial;
-    if (initial.length > 0 && inspectHello(conn)) return;
-    if (conn.wrapped.socket.readableEnded) {
-      // The client already sent FIN: no ClientHello is coming; route on what there is.
-      conn.pending = null;
-      conn.manager.advance(conn, 'routing', initial);
-      return;
+    conn.helloReader = new ClientHelloReader();
+    if (initial.length > 0 && inspectHello(conn, initial)) return;
+    // A client that already sent FIN sends no ClientHello: route on what there is.
+    if (conn.wrapped.socket.readableEnded) routeOnWhatArrived(conn);
+    else {
+      conn.wrapped.socket.on('data', onHelloData);
+      conn.manager.setDeadline(conn, conn.manager.config.initialDataTimeout);
     }
-    conn.wrapped.socket.on('data', onHelloData);
-    conn.manager.setDeadline(conn, conn.manager.config.initialDataTimeout);
   },
   deadline(conn) {
     conn.wrapped.socket.off('data', onHelloData);
@@ -50,8 +52,6 @@ export const clientHelloStage: IStage = {
   },
   clientEnded(conn) {
     conn.wrapped.socket.off('data', onHelloData);
-    const held = conn.pending ?? EMPTY;
-    conn.pending = null;
-    conn.manager.advance(conn, 'routing', held);
+    routeOnWhatArrived(conn);
   },
 };
