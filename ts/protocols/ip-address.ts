@@ -23,33 +23,35 @@ const MAX_HEX_GROUP_DIGITS = 4;
 
 /**
  * Checks a dotted quad in bytes [start, end): four decimal octets ≤ 255, no leading zeros.
- * Returns the address as a 32-bit unsigned number, or -1 when invalid.
+ * Returns the address as a 32-bit unsigned number, or -1 when invalid. One pass, one test per byte.
  */
 export function parseIPv4Bytes(buf: Uint8Array, start: number, end: number): number {
   let value = 0;
-  let octets = 0;
-  let i = start;
-  while (i < end) {
-    const first = i;
-    let octet = 0;
-    while (i < end && buf[i] >= CHAR_0 && buf[i] <= CHAR_9) {
-      octet = octet * 10 + (buf[i] - CHAR_0);
-      i++;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c === CHAR_DOT) {
+      if (digits === 0 || dots === IPV4_OCTETS - 1) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+      continue;
     }
-    const digits = i - first;
-    if (digits === 0 || digits > 3 || octet > MAX_OCTET) return -1;
-    if (digits > 1 && buf[first] === CHAR_0) return -1;
-    value = value * 256 + octet;
-    octets++;
-    if (i === end) break;
-    if (buf[i] !== CHAR_DOT || octets === IPV4_OCTETS) return -1;
-    i++;
-    if (i === end) return -1;
+    const digit = c - CHAR_0;
+    // A digit after a lone 0 is a leading zero; more than 3 digits always exceeds 255 or has one.
+    if (digit < 0 || digit > 9 || (digits === 1 && octet === 0)) return -1;
+    octet = octet * 10 + digit;
+    if (octet > MAX_OCTET) return -1;
+    digits++;
   }
-  return octets === IPV4_OCTETS ? value : -1;
+  return dots === IPV4_OCTETS - 1 && digits > 0 ? value * 256 + octet : -1;
 }
 
-const textScratch = new Uint8Array(IPV6_MAX_TEXT_LENGTH);
+// A Buffer like the parsers' usual input, so their element reads stay monomorphic.
+const textScratch = Buffer.alloc(IPV6_MAX_TEXT_LENGTH);
 
 /** Copies ASCII text of at most 45 characters into the scratch; false for anything else. */
 function toScratch(text: string): boolean {
@@ -149,9 +151,14 @@ export function parseIPv6(text: string): Uint8Array | null {
 const OCTET_DOT = Array.from({ length: 256 }, (_, i) => `${i}.`);
 const OCTET = Array.from({ length: 256 }, (_, i) => String(i));
 
-/** Dotted quad of the four bytes at `offset`. */
-export function formatIPv4(buf: Uint8Array, offset: number): string {
-  return OCTET_DOT[buf[offset]] + OCTET_DOT[buf[offset + 1]] + OCTET_DOT[buf[offset + 2]] + OCTET[buf[offset + 3]];
+/** Dotted quad of an address held as an unsigned 32-bit number (as parseIPv4 returns it). */
+export function formatIPv4(value: number): string {
+  return OCTET_DOT[value >>> 24] + OCTET_DOT[(value >>> 16) & 0xff] + OCTET_DOT[(value >>> 8) & 0xff] + OCTET[value & 0xff];
+}
+
+/** The four bytes at `offset`, big-endian, as an unsigned 32-bit number. */
+export function readIPv4(buf: Uint8Array, offset: number): number {
+  return ((buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3]) >>> 0;
 }
 
 function isV4Mapped(buf: Uint8Array, offset: number): boolean {
@@ -161,7 +168,7 @@ function isV4Mapped(buf: Uint8Array, offset: number): boolean {
 
 /** RFC 5952 text of the 16 bytes at `offset` (lower case, longest zero run as "::"; mapped as ::ffff:a.b.c.d). */
 export function formatIPv6(buf: Uint8Array, offset: number): string {
-  if (isV4Mapped(buf, offset)) return `::ffff:${formatIPv4(buf, offset + 12)}`;
+  if (isV4Mapped(buf, offset)) return `::ffff:${formatIPv4(readIPv4(buf, offset + 12))}`;
   let bestStart = -1;
   let bestLength = 1;
   let runStart = -1;

@@ -4,6 +4,7 @@ import { decodeAwsVpceId, decodeAzureLinkId, decodeGcpPscConnectionId, decodeSsl
 import type {
   IProxyHeader,
   IProxyInfo,
+  IProxyIpAddress,
   ISslInfo,
   ITlv,
   ProxyAddress,
@@ -14,9 +15,66 @@ import type {
 
 const NO_TLVS: readonly ITlv[] = Object.freeze([]);
 
+/** Where a header's two endpoints live until first asked for; each call decodes afresh. */
+export interface IEndpoints {
+  source(): ProxyAddress;
+  destination(): ProxyAddress;
+}
+
+/** INET: both addresses as unsigned 32-bit numbers, and the ports. */
+export class IPv4Endpoints implements IEndpoints {
+  constructor(
+    private readonly sourceAddress: number,
+    private readonly destinationAddress: number,
+    private readonly sourcePort: number,
+    private readonly destinationPort: number,
+  ) {}
+
+  source(): IProxyIpAddress {
+    return { address: formatIPv4(this.sourceAddress), port: this.sourcePort };
+  }
+
+  destination(): IProxyIpAddress {
+    return { address: formatIPv4(this.destinationAddress), port: this.destinationPort };
+  }
+}
+
+/** INET6: the 16 source bytes then the 16 destination bytes (owned), and the ports. */
+export class IPv6Endpoints implements IEndpoints {
+  constructor(
+    private readonly addresses: Uint8Array,
+    private readonly sourcePort: number,
+    private readonly destinationPort: number,
+  ) {}
+
+  source(): IProxyIpAddress {
+    return { address: formatIPv6(this.addresses, 0), port: this.sourcePort };
+  }
+
+  destination(): IProxyIpAddress {
+    return { address: formatIPv6(this.addresses, C.IPV6_LENGTH), port: this.destinationPort };
+  }
+}
+
+/** Endpoints already decoded (UNIX paths, or values given by a caller). */
+export class GivenEndpoints implements IEndpoints {
+  constructor(
+    private readonly src: ProxyAddress,
+    private readonly dst: ProxyAddress,
+  ) {}
+
+  source(): ProxyAddress {
+    return this.src;
+  }
+
+  destination(): ProxyAddress {
+    return this.dst;
+  }
+}
+
 /**
- * What a header is made of. Every byte range is owned by the header (copied out of the input),
- * so a header never pins the chunk it was read from and never changes when that chunk is reused.
+ * What a header is made of. Every byte it keeps is its own (copied out of the input), so a
+ * header never pins the chunk it was read from and never changes when that chunk is reused.
  */
 export interface IProxyHeaderFields {
   version: 1 | 2;
@@ -25,28 +83,15 @@ export interface IProxyHeaderFields {
   transport: ProxyTransport;
   /** Bytes the header took on the wire. */
   length: number;
-  /**
-   * PROXY over INET or INET6: the address block in v2 layout (source address, destination
-   * address, source port, destination port; 12 or 36 bytes), decoded to text on first use.
-   */
-  ipBlock?: Uint8Array;
-  /** Endpoints given as values (UNIX paths). Absent with an ipBlock, and for LOCAL/UNSPEC/UNKNOWN. */
-  source?: ProxyAddress;
-  destination?: ProxyAddress;
-  /** The validated TLV area (v2), when the header has TLVs. */
-  tlvArea?: Buffer;
-}
-
-const IPV4_BLOCK_PORTS = 2 * C.IPV4_LENGTH;
-const IPV6_BLOCK_PORTS = 2 * C.IPV6_LENGTH;
-
-function readPort(block: Uint8Array, offset: number): number {
-  return (block[offset] << 8) | block[offset + 1];
+  /** null for LOCAL, UNSPEC and v1 UNKNOWN: use the socket's own endpoints then. */
+  endpoints: IEndpoints | null;
+  /** The validated TLV area (v2); null when the header has no TLVs. */
+  tlvArea: Buffer | null;
 }
 
 /**
- * A parsed (or given) header. Address strings and TLVs stay as validated bytes until first asked
- * for, so the parse itself converts nothing to strings.
+ * A parsed (or given) header. Address strings and TLVs stay as validated numbers and bytes until
+ * first asked for, so the parse itself converts nothing to strings.
  */
 export class ProxyHeader implements IProxyHeader {
   public readonly version: 1 | 2;
@@ -55,11 +100,11 @@ export class ProxyHeader implements IProxyHeader {
   public readonly transport: ProxyTransport;
   /** Bytes the header took on the wire. */
   public readonly length: number;
-  private readonly ipBlock: Uint8Array | null;
+  private readonly endpoints: IEndpoints | null;
   private readonly tlvArea: Buffer | null;
   private tlvList: readonly ITlv[] | undefined = undefined;
-  private src: ProxyAddress | null | undefined;
-  private dst: ProxyAddress | null | undefined;
+  private src: ProxyAddress | null | undefined = undefined;
+  private dst: ProxyAddress | null | undefined = undefined;
 
   constructor(fields: IProxyHeaderFields) {
     this.version = fields.version;
@@ -67,31 +112,18 @@ export class ProxyHeader implements IProxyHeader {
     this.family = fields.family;
     this.transport = fields.transport;
     this.length = fields.length;
-    this.ipBlock = fields.ipBlock ?? null;
-    this.tlvArea = fields.tlvArea ?? null;
-    this.src = this.ipBlock === null ? (fields.source ?? null) : undefined;
-    this.dst = this.ipBlock === null ? (fields.destination ?? null) : undefined;
+    this.endpoints = fields.endpoints;
+    this.tlvArea = fields.tlvArea;
   }
 
   get source(): ProxyAddress | null {
-    if (this.src === undefined) this.decodeAddresses();
-    return this.src as ProxyAddress | null;
+    if (this.src === undefined) this.src = this.endpoints === null ? null : this.endpoints.source();
+    return this.src;
   }
 
   get destination(): ProxyAddress | null {
-    if (this.dst === undefined) this.decodeAddresses();
-    return this.dst as ProxyAddress | null;
-  }
-
-  private decodeAddresses(): void {
-    const block = this.ipBlock as Uint8Array;
-    if (this.family === 'INET') {
-      this.src = { address: formatIPv4(block, 0), port: readPort(block, IPV4_BLOCK_PORTS) };
-      this.dst = { address: formatIPv4(block, C.IPV4_LENGTH), port: readPort(block, IPV4_BLOCK_PORTS + C.PORT_LENGTH) };
-    } else {
-      this.src = { address: formatIPv6(block, 0), port: readPort(block, IPV6_BLOCK_PORTS) };
-      this.dst = { address: formatIPv6(block, C.IPV6_LENGTH), port: readPort(block, IPV6_BLOCK_PORTS + C.PORT_LENGTH) };
-    }
+    if (this.dst === undefined) this.dst = this.endpoints === null ? null : this.endpoints.destination();
+    return this.dst;
   }
 
   get tlvs(): readonly ITlv[] {

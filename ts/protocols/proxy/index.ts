@@ -1,8 +1,8 @@
 export * from './types.js';
 export * as PP2 from './constants.js';
 export { crc32c } from './crc32c.js';
-export { ProxyHeader } from './header.js';
-export type { IProxyHeaderFields } from './header.js';
+export { GivenEndpoints, IPv4Endpoints, IPv6Endpoints, ProxyHeader } from './header.js';
+export type { IEndpoints, IProxyHeaderFields } from './header.js';
 export { ProxyProtocolDecoder, ProxyProtocolParser } from './parser.js';
 export type { SignatureMatch } from './parser.js';
 export {

@@ -3,7 +3,7 @@ import { ProxyProtocolError } from '../errors.js';
 import { formatIPv6, parseIPv4, parseIPv4Bytes, parseIPv6, parseIPv6Bytes, unmapIPv4 } from '../ip-address.js';
 import { CHAR_0, CHAR_9, CHAR_CR, CHAR_LF, CHAR_SPACE } from '../ascii.js';
 import * as C from './constants.js';
-import { ProxyHeader } from './header.js';
+import { IPv4Endpoints, IPv6Endpoints, ProxyHeader } from './header.js';
 import type { IProxyIpAddress } from './types.js';
 
 const MAX_PORT = 65535;
@@ -35,106 +35,84 @@ function wordIs(buf: Uint8Array, start: number, end: number, word: string): bool
   return true;
 }
 
-// Field boundaries of the line being parsed; module-level so a parse allocates no array.
-const fieldStart = new Int32Array(V1_FIELD_COUNT);
-const fieldEnd = new Int32Array(V1_FIELD_COUNT);
+// The spaces of the line being parsed, found in the same pass as its end; module-level so a
+// parse allocates nothing. One more than the 4 separators is kept: it proves an extra field.
+const spaces = new Int32Array(V1_FIELD_COUNT);
+let spaceCount = 0;
+
+/** The line's LF (spaces recorded on the way), or -1 while the line may still be incomplete. */
+function scanLine(buf: Buffer): number {
+  const length = buf.length;
+  const limit = length < C.V1_MAX_LENGTH ? length : C.V1_MAX_LENGTH;
+  let count = 0;
+  for (let i = FIELDS_START; i < limit; i++) {
+    const c = buf[i];
+    // Every byte that matters here is ≤ space; digits, letters, dots and colons skip at once.
+    if (c > CHAR_SPACE) continue;
+    if (c === CHAR_SPACE) {
+      if (count < V1_FIELD_COUNT) spaces[count] = i;
+      count++;
+    } else if (c === CHAR_LF) {
+      spaceCount = count;
+      return i;
+    } else if (c === CHAR_CR && i + 1 < length && buf[i + 1] !== CHAR_LF) {
+      throw malformed('CR not followed by LF');
+    }
+  }
+  if (length >= C.V1_MAX_LENGTH) throw new ProxyProtocolError('ERR_PP_V1_TOO_LONG', 'no CRLF within 107 bytes');
+  return -1;
+}
 
 /**
  * Parses a v1 line at the start of `buf` (which is known to begin with "PROXY").
  * Returns null while the line is still incomplete.
  */
 export function parseV1(buf: Buffer): ProxyHeader | null {
-  const length = buf.length;
-  if (length > C.V1_SIGNATURE.length && buf[C.V1_SIGNATURE.length] !== CHAR_SPACE) {
+  if (buf.length > C.V1_SIGNATURE.length && buf[C.V1_SIGNATURE.length] !== CHAR_SPACE) {
     throw malformed('"PROXY" must be followed by exactly one space');
   }
-  const limit = length < C.V1_MAX_LENGTH ? length : C.V1_MAX_LENGTH;
-  let lf = -1;
-  for (let i = FIELDS_START; i < limit; i++) {
-    const c = buf[i];
-    if (c === CHAR_LF) {
-      lf = i;
-      break;
-    }
-    if (c === CHAR_CR && i + 1 < length && buf[i + 1] !== CHAR_LF) throw malformed('CR not followed by LF');
-  }
-  if (lf < 0) {
-    if (length >= C.V1_MAX_LENGTH) throw new ProxyProtocolError('ERR_PP_V1_TOO_LONG', 'no CRLF within 107 bytes');
-    return null;
-  }
-  if (buf[lf - 1] !== CHAR_CR) throw malformed('LF not preceded by CR');
+  const lf = scanLine(buf);
+  if (lf < 0) return null;
   const lineEnd = lf - 1;
-  const consumed = lf + 1;
-
-  let protoEnd = FIELDS_START;
-  while (protoEnd < lineEnd && buf[protoEnd] !== CHAR_SPACE) protoEnd++;
+  if (buf[lineEnd] !== CHAR_CR) throw malformed('LF not preceded by CR');
+  const protoEnd = spaceCount > 0 ? spaces[0] : lineEnd;
   if (wordIs(buf, FIELDS_START, protoEnd, C.V1_PROTO_UNKNOWN)) {
     // Spec 2.1: whatever follows UNKNOWN up to CRLF is ignored.
-    return new ProxyHeader({ version: 1, command: 'PROXY', family: 'UNSPEC', transport: 'UNSPEC', length: consumed });
+    return new ProxyHeader({ version: 1, command: 'PROXY', family: 'UNSPEC', transport: 'UNSPEC', length: lf + 1, endpoints: null, tlvArea: null });
   }
   const isTcp4 = wordIs(buf, FIELDS_START, protoEnd, C.V1_PROTO_TCP4);
   if (!isTcp4 && !wordIs(buf, FIELDS_START, protoEnd, C.V1_PROTO_TCP6)) {
     throw malformed(`unknown protocol "${buf.toString('latin1', FIELDS_START, protoEnd)}"`);
   }
-
-  let count = 0;
-  let start = FIELDS_START;
-  for (let i = FIELDS_START; i <= lineEnd; i++) {
-    if (i === lineEnd || buf[i] === CHAR_SPACE) {
-      if (i === start) throw malformed('empty field (double, leading or trailing space)');
-      if (count === V1_FIELD_COUNT) throw malformed('more than 5 fields');
-      fieldStart[count] = start;
-      fieldEnd[count] = i;
-      count++;
-      start = i + 1;
-    }
+  if (spaceCount !== V1_FIELD_COUNT - 1) throw malformed(`expected 5 fields, got ${spaceCount + 1}`);
+  const s1 = spaces[1];
+  const s2 = spaces[2];
+  const s3 = spaces[3];
+  if (s1 === protoEnd + 1 || s2 === s1 + 1 || s3 === s2 + 1 || lineEnd === s3 + 1) {
+    throw malformed('empty field (double or trailing space)');
   }
-  if (count !== V1_FIELD_COUNT) throw malformed(`expected 5 fields, got ${count}`);
-
-  const srcPort = parsePort(buf, fieldStart[3], fieldEnd[3]);
-  const dstPort = parsePort(buf, fieldStart[4], fieldEnd[4]);
-  if (srcPort < 0 || dstPort < 0) {
+  const sourcePort = parsePort(buf, s2 + 1, s3);
+  const destinationPort = parsePort(buf, s3 + 1, lineEnd);
+  if (sourcePort < 0 || destinationPort < 0) {
     throw new ProxyProtocolError('ERR_PP_V1_BAD_PORT', 'ports must be decimal 0..65535 without leading zeros');
   }
-  const ipBlock = isTcp4 ? ipv4Block(buf) : ipv6Block(buf);
-  const portsAt = ipBlock.length - 2 * C.PORT_LENGTH;
-  writePort(ipBlock, portsAt, srcPort);
-  writePort(ipBlock, portsAt + C.PORT_LENGTH, dstPort);
-  return new ProxyHeader({ version: 1, command: 'PROXY', family: isTcp4 ? 'INET' : 'INET6', transport: 'STREAM', length: consumed, ipBlock });
-}
-
-function writePort(block: Uint8Array, offset: number, port: number): void {
-  block[offset] = port >>> 8;
-  block[offset + 1] = port & 0xff;
-}
-
-function writeIPv4(block: Uint8Array, offset: number, value: number): void {
-  block[offset] = value >>> 24;
-  block[offset + 1] = (value >>> 16) & 0xff;
-  block[offset + 2] = (value >>> 8) & 0xff;
-  block[offset + 3] = value & 0xff;
-}
-
-/** The two TCP4 address fields as a v2 INET address block (ports written by the caller). */
-function ipv4Block(buf: Uint8Array): Uint8Array {
-  const src = parseIPv4Bytes(buf, fieldStart[1], fieldEnd[1]);
-  const dst = parseIPv4Bytes(buf, fieldStart[2], fieldEnd[2]);
-  if (src < 0 || dst < 0) {
-    throw new ProxyProtocolError('ERR_PP_V1_BAD_ADDRESS', 'TCP4 needs dotted-quad IPv4 addresses without leading zeros');
+  const length = lf + 1;
+  if (isTcp4) {
+    const sourceIPv4 = parseIPv4Bytes(buf, protoEnd + 1, s1);
+    const destinationIPv4 = parseIPv4Bytes(buf, s1 + 1, s2);
+    if (sourceIPv4 < 0 || destinationIPv4 < 0) {
+      throw new ProxyProtocolError('ERR_PP_V1_BAD_ADDRESS', 'TCP4 needs dotted-quad IPv4 addresses without leading zeros');
+    }
+    const endpoints = new IPv4Endpoints(sourceIPv4, destinationIPv4, sourcePort, destinationPort);
+    return new ProxyHeader({ version: 1, command: 'PROXY', family: 'INET', transport: 'STREAM', length, endpoints, tlvArea: null });
   }
-  const block = new Uint8Array(C.V2_ADDRESS_LENGTH_INET);
-  writeIPv4(block, 0, src);
-  writeIPv4(block, C.IPV4_LENGTH, dst);
-  return block;
-}
-
-/** The two TCP6 address fields as a v2 INET6 address block: any spelling in, 16 bytes each out. */
-function ipv6Block(buf: Uint8Array): Uint8Array {
-  const block = new Uint8Array(C.V2_ADDRESS_LENGTH_INET6);
-  if (!parseIPv6Bytes(buf, fieldStart[1], fieldEnd[1], block, 0) || !parseIPv6Bytes(buf, fieldStart[2], fieldEnd[2], block, C.IPV6_LENGTH)) {
+  // Any legal spelling in, 128 bits each out: the header formats them in RFC 5952 form.
+  const ipv6 = new Uint8Array(2 * C.IPV6_LENGTH);
+  if (!parseIPv6Bytes(buf, protoEnd + 1, s1, ipv6, 0) || !parseIPv6Bytes(buf, s1 + 1, s2, ipv6, C.IPV6_LENGTH)) {
     throw new ProxyProtocolError('ERR_PP_V1_BAD_ADDRESS', 'TCP6 needs IPv6 addresses');
   }
-  return block;
+  const endpoints = new IPv6Endpoints(ipv6, sourcePort, destinationPort);
+  return new ProxyHeader({ version: 1, command: 'PROXY', family: 'INET6', transport: 'STREAM', length, endpoints, tlvArea: null });
 }
 
 function checkPort(port: number): void {

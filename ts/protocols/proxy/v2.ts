@@ -1,9 +1,9 @@
 /** PROXY protocol v2 (binary): strict parse and generate. */
 import { ProxyProtocolError } from '../errors.js';
-import { parseIPv4, parseIPv6, unmapIPv4 } from '../ip-address.js';
+import { parseIPv4, parseIPv6, readIPv4, unmapIPv4 } from '../ip-address.js';
 import * as C from './constants.js';
 import { crc32c } from './crc32c.js';
-import { ProxyHeader } from './header.js';
+import { GivenEndpoints, type IEndpoints, IPv4Endpoints, IPv6Endpoints, ProxyHeader } from './header.js';
 import { outgoingTlvsLength, validateTlvs, writeTlvs } from './tlv.js';
 import type { ITlv, ProxyAddress, ProxyCommand, ProxyFamily, ProxyTransport } from './types.js';
 
@@ -60,29 +60,36 @@ export function parseV2(buf: Buffer, maxHeaderSize: number): ProxyHeader | null 
   const transport = TRANSPORT_NAMES[buf[C.V2_OFFSET_FAMILY] & 0x0f];
   if (command === 'LOCAL') {
     // Spec: the receiver uses the real endpoints and skips the whole block, whatever it holds.
-    return new ProxyHeader({ version: 2, command: 'LOCAL', family, transport, length: total });
+    return new ProxyHeader({ version: 2, command: 'LOCAL', family, transport, length: total, endpoints: null, tlvArea: null });
   }
   const addressLength = ADDRESS_LENGTHS[familyCode];
   const tlvStart = C.V2_FIXED_LENGTH + addressLength;
   if (tlvStart > total) {
     throw new ProxyProtocolError('ERR_PP_V2_LENGTH', `length ${total - C.V2_FIXED_LENGTH} is shorter than the ${addressLength}-byte ${family} address block`);
   }
-  let tlvArea: Buffer | undefined;
+  let tlvArea: Buffer | null = null;
   if (tlvStart < total) {
     validateTlvs(buf, 0, tlvStart, total);
     tlvArea = ownedCopy(buf, tlvStart, total);
   }
-  if (familyCode === C.V2_FAMILY_INET || familyCode === C.V2_FAMILY_INET6) {
-    const ipBlock = new Uint8Array(addressLength);
-    for (let i = 0; i < addressLength; i++) ipBlock[i] = buf[C.V2_FIXED_LENGTH + i];
-    return new ProxyHeader({ version: 2, command: 'PROXY', family, transport, length: total, ipBlock, tlvArea });
+  return new ProxyHeader({ version: 2, command, family, transport, length: total, endpoints: v2Endpoints(buf, familyCode), tlvArea });
+}
+
+/** The endpoints of the address block at offset 16, copied out of `buf`; null for UNSPEC. */
+function v2Endpoints(buf: Buffer, familyCode: number): IEndpoints | null {
+  const a = C.V2_FIXED_LENGTH;
+  if (familyCode === C.V2_FAMILY_INET) {
+    return new IPv4Endpoints(readIPv4(buf, a), readIPv4(buf, a + 4), (buf[a + 8] << 8) | buf[a + 9], (buf[a + 10] << 8) | buf[a + 11]);
+  }
+  if (familyCode === C.V2_FAMILY_INET6) {
+    const addresses = new Uint8Array(2 * C.IPV6_LENGTH);
+    for (let i = 0; i < addresses.length; i++) addresses[i] = buf[a + i];
+    return new IPv6Endpoints(addresses, (buf[a + 32] << 8) | buf[a + 33], (buf[a + 34] << 8) | buf[a + 35]);
   }
   if (familyCode === C.V2_FAMILY_UNIX) {
-    const source = { path: unixPath(buf, C.V2_FIXED_LENGTH) };
-    const destination = { path: unixPath(buf, C.V2_FIXED_LENGTH + C.V2_UNIX_PATH_LENGTH) };
-    return new ProxyHeader({ version: 2, command: 'PROXY', family, transport, length: total, source, destination, tlvArea });
+    return new GivenEndpoints({ path: unixPath(buf, a) }, { path: unixPath(buf, a + C.V2_UNIX_PATH_LENGTH) });
   }
-  return new ProxyHeader({ version: 2, command: 'PROXY', family, transport, length: total, tlvArea });
+  return null;
 }
 
 /**
