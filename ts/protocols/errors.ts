@@ -29,7 +29,8 @@ export type ProxyProtocolConnectionCode =
   | 'ERR_PP_MISSING'
   | 'ERR_PP_INCOMPLETE'
   | 'ERR_PP_TOO_MANY_PENDING'
-  | 'ERR_PP_SEND';
+  | 'ERR_PP_SEND'
+  | 'ERR_PP_VERSION_NOT_ALLOWED';
 
 export type ProxyProtocolErrorCode = ProxyProtocolParseCode | ProxyProtocolConnectionCode;
 

@@ -9,6 +9,7 @@ import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { WrappedSocket } from '../../core/models/wrapped-socket.js';
+import type { ProxyPolicy } from '../../core/utils/proxy-policy.js';
 import type { ConnectionErrorCode } from '../../protocols/errors.js';
 import type { ProxyProtocolDecoder } from '../../protocols/proxy/parser.js';
 import type { ClientHelloReader } from '../../protocols/tls/client-hello.js';
@@ -97,6 +98,8 @@ export class Connection implements IConnectionRecord {
     public readonly peerIP: string,
     private readonly peerPort: number,
     public readonly localPort: number,
+    /** What the peer's PROXY policy says about a header from it. */
+    public readonly policy: ProxyPolicy,
   ) {
     this.startTime = Date.now();
     this.startedAt = performance.now();
@@ -151,7 +154,19 @@ function release<K>(counts: Map<K, number>, key: K): void {
 }
 
 function emptyProxyStats(): IProxyProtocolStatistics {
-  return { acceptedV1: 0, acceptedV2: 0, local: 0, unknown: 0, rejected: {}, spoofing: 0, timeouts: 0, sent: 0 };
+  return {
+    acceptedV1: 0,
+    acceptedV2: 0,
+    local: 0,
+    unknown: 0,
+    rejected: {},
+    spoofing: 0,
+    timeouts: 0,
+    sent: 0,
+    ignored: 0,
+    byPolicy: { require: 0, use: 0, ignore: 0, reject: 0, skip: 0 },
+    byVersion: { v1: 0, v2: 0 },
+  };
 }
 
 export class ConnectionManager {
@@ -191,10 +206,11 @@ export class ConnectionManager {
     this.sweepTimer = null;
   }
 
-  open(wrapped: WrappedSocket, peerIP: string, peerPort: number, localPort: number): Connection {
-    const conn = new Connection(this, this.nextId++, wrapped, peerIP, peerPort, localPort);
+  open(wrapped: WrappedSocket, peerIP: string, peerPort: number, localPort: number, policy: ProxyPolicy): Connection {
+    const conn = new Connection(this, this.nextId++, wrapped, peerIP, peerPort, localPort, policy);
     this.connections.add(conn);
     this.totalConnections++;
+    this.proxyStats.byPolicy[policy]++;
     return conn;
   }
 
@@ -356,7 +372,13 @@ export class ConnectionManager {
       bytesToClients: this.bytesToClients,
       listeningPorts,
       // Spoofing and timeouts are views of `rejected`, derived so they cannot disagree.
-      proxyProtocol: { ...this.proxyStats, rejected, spoofing: rejected.ERR_PP_UNTRUSTED_PEER ?? 0, timeouts: rejected.ERR_PP_TIMEOUT ?? 0 },
+      proxyProtocol: {
+        ...this.proxyStats,
+        rejected,
+        byPolicy: { ...this.proxyStats.byPolicy },
+        byVersion: { ...this.proxyStats.byVersion },
+        spoofing: rejected.ERR_PP_UNTRUSTED_PEER ?? 0, timeouts: rejected.ERR_PP_TIMEOUT ?? 0,
+      },
     };
   }
 }

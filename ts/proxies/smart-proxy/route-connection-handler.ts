@@ -15,6 +15,7 @@ import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { WrappedSocket } from '../../core/models/wrapped-socket.js';
 import { normalizeIP } from '../../core/utils/ip-utils.js';
+import { BELIEVING_POLICIES } from '../../core/utils/proxy-policy.js';
 import type { IResolvedConfig, IResolvedRoute } from './config.js';
 import { type Connection, ConnectionManager, type StageTable } from './connection-manager.js';
 import type { RouteManager } from './route-manager.js';
@@ -68,20 +69,20 @@ export class RouteConnectionHandler {
     }
     const config = manager.config;
     const peerIP = normalizeIP(peerAddress);
-    const trusted = config.proxyIPs.has(peerIP);
-    const conn = manager.open(new WrappedSocket(socket, trusted), peerIP, socket.remotePort ?? 0, localPort);
+    const policy = config.acceptProxyProtocol ? config.proxyPolicies.policyFor(peerIP, localPort) : 'skip';
+    const believes = BELIEVING_POLICIES.has(policy);
+    const conn = manager.open(new WrappedSocket(socket, believes), peerIP, socket.remotePort ?? 0, localPort, policy);
     const tagged = tag(socket, conn);
     tagged.on('error', onClientError);
     tagged.on('close', onClientClose);
     tagged.on('end', onClientEnd);
     manager.events.emit('connection-open', conn);
-    const readsHeader = config.acceptProxyProtocol && trusted;
     // Whoever sends no believed header is the client from the first moment: count it now, so
     // nobody can hold more than its share of sockets while a stage waits for bytes.
-    if (!readsHeader && !manager.admitIP(conn)) reject(conn, 'ERR_LIMIT_PER_IP', `client ${conn.clientIP} is at maxConnectionsPerIP`);
-    else if (!config.acceptProxyProtocol) manager.advance(conn, 'admission', EMPTY);
+    if (!believes && !manager.admitIP(conn)) reject(conn, 'ERR_LIMIT_PER_IP', `client ${conn.clientIP} is at maxConnectionsPerIP`);
+    else if (policy === 'skip') manager.advance(conn, 'admission', EMPTY);
     else if (!manager.enterPending(conn)) proxyError(conn, 'ERR_PP_TOO_MANY_PENDING', `too many connections waiting for a PROXY header (peer ${peerIP}, port ${localPort})`);
-    else manager.advance(conn, readsHeader ? 'proxy-header' : 'spoof-check', EMPTY);
+    else manager.advance(conn, policy === 'reject' ? 'spoof-check' : 'proxy-header', EMPTY);
     return conn;
   }
 

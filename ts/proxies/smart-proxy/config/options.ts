@@ -8,6 +8,7 @@ import { DEFAULT_MAX_HEADER_SIZE, V2_FIXED_LENGTH, V2_MAX_TOTAL_LENGTH } from '.
 import type { ISmartProxyOptions } from '../models/interfaces.js';
 import type { IRouteConfig } from '../models/route-types.js';
 import { isObject, Problems, Scope } from './check.js';
+import { resolvePolicies } from './policy.js';
 import { type IRouteContext, resolveRoutes } from './route.js';
 import { ipList, resolveDefaultSecurity, SECURITY_KEYS } from './security.js';
 import { DEFAULT_VERSION, resolveGlobalSend } from './sending.js';
@@ -36,6 +37,7 @@ const OPTION_KEYS = [
   'maxConnectionsPerIP', 'gracefulShutdownTimeout', 'defaults', 'proxyIPs', 'acceptProxyProtocol', 'trustAllProxyIPs',
   'proxyProtocolTimeout', 'proxyProtocolMaxHeaderSize', 'proxyProtocolRequired', 'sendProxyProtocol', 'proxyProtocolVersion',
   'proxyProtocolTlvs', 'connectTimeout', 'flushTimeout', 'proxyProtocolMaxPending', 'proxyProtocolMaxPendingPerIP',
+  'proxyProtocolRules', 'proxyProtocolVersions',
 ] as const;
 const DEFAULTS_KEYS = ['target', 'security'] as const;
 
@@ -90,10 +92,13 @@ function validate(input: unknown): { config: IResolvedConfig; problems: Problems
   const scope = new Scope(problems);
   if (!isObject(input)) scope.add('ERR_CONFIG_OPTION', '', 'options must be an object');
   const raw = scope.object(isObject(input) ? input : {}, '', OPTION_KEYS) ?? {};
+  const scalars = resolveScalars(raw, scope);
+  const trust = resolveTrust(raw, scope);
   const config: IResolvedConfig = {
     listenAddress: scope.text(raw.listenAddress, 'listenAddress'),
-    ...resolveScalars(raw, scope),
-    ...resolveTrust(raw, scope),
+    ...scalars,
+    ...trust,
+    ...resolvePolicies(raw, trust.proxyIPs, scalars.proxyProtocolRequired, trust.trustAllProxyIPs, scope),
     proxyProtocolMaxHeaderSize: scope.whole(raw.proxyProtocolMaxHeaderSize, 'proxyProtocolMaxHeaderSize', DEFAULTS.proxyProtocolMaxHeaderSize, 'bytes', V2_FIXED_LENGTH, V2_MAX_TOTAL_LENGTH),
     routes: [],
   };

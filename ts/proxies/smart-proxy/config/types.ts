@@ -1,6 +1,7 @@
 /** What configuration resolves into: the values every later stage works on. */
 import type tls from 'node:tls';
 import type { IpList } from '../../../core/utils/ip-utils.js';
+import type { ProxyPolicyTable } from '../../../core/utils/proxy-policy.js';
 import type { IProxyProtocolTlvOptions, IRouteConfig, TClientCertificate, TTlsMode } from '../models/route-types.js';
 
 /** How a route sends PROXY headers, after global options and route override are combined. */
@@ -71,6 +72,10 @@ export interface IResolvedConfig {
   proxyProtocolTimeout: number;
   proxyProtocolMaxHeaderSize: number;
   proxyProtocolRequired: boolean;
+  /** Who must, may or must not send a PROXY header, per source and port (rules, then proxyIPs). */
+  proxyPolicies: ProxyPolicyTable;
+  /** Header versions accepted. */
+  proxyProtocolVersions: ReadonlySet<1 | 2>;
   /** Deadline for the TCP connection to a backend. */
   connectTimeout: number;
   /** Once one side is gone, how long the other may take to flush before it is destroyed. */

@@ -2,6 +2,19 @@ import type { IProxyHeader } from '../../../protocols/proxy/types.js';
 import type { WrappedSocket } from '../../../core/models/wrapped-socket.js';
 import type { IProxyProtocolTlvOptions, IRouteConfig, IRouteSecurity, IRouteTarget } from './route-types.js';
 
+/**
+ * One PROXY policy rule: who (`from`), where (`ports`, default all) and what (`policy`):
+ * `require` a header (believed), `use` one if present (believed), `ignore` one if present (read and
+ * removed, never believed), `reject` one (spoofing; no header is a normal client), or `skip`
+ * reading entirely (bytes reach routing untouched; a header from such a source reaches the backend
+ * as data). A catch-all `from` with `require` or `use` needs trustAllProxyIPs.
+ */
+export interface IProxyProtocolRule {
+  from: string[];
+  ports?: number[];
+  policy: 'require' | 'use' | 'ignore' | 'reject' | 'skip';
+}
+
 /** Options of a SmartProxy. Durations are milliseconds; 0 disables a timeout. */
 export interface ISmartProxyOptions {
   routes: IRouteConfig[];
@@ -38,6 +51,13 @@ export interface ISmartProxyOptions {
   proxyProtocolMaxHeaderSize?: number;
   /** A trusted peer must send a header. Default true; false treats one without a header as a direct client. */
   proxyProtocolRequired?: boolean;
+  /**
+   * PROXY policies per source and port; the first matching rule wins; sources that match no rule
+   * (and are not in proxyIPs) get `reject`. See IProxyProtocolRule.
+   */
+  proxyProtocolRules?: IProxyProtocolRule[];
+  /** Header versions accepted; another version is refused with ERR_PP_VERSION_NOT_ALLOWED. Default [1, 2]. */
+  proxyProtocolVersions?: Array<1 | 2>;
   /** Connections that may wait in the PROXY or spoof-check stage at once, per listener; the excess is closed with ERR_PP_TOO_MANY_PENDING. Default 1000; 0: no cap. */
   proxyProtocolMaxPending?: number;
   /** The same cap per TCP peer address. Default 64; 0: no cap. */
@@ -86,6 +106,12 @@ export interface IProxyProtocolStatistics {
   timeouts: number;
   /** Headers written to backends. */
   sent: number;
+  /** Headers read and removed but not believed (policy `ignore`). */
+  ignored: number;
+  /** Connections by the PROXY policy that applied to their peer (all `skip` when acceptProxyProtocol is off). */
+  byPolicy: Record<'require' | 'use' | 'ignore' | 'reject' | 'skip', number>;
+  /** Complete headers read, by version, believed or not. */
+  byVersion: { v1: number; v2: number };
 }
 
 export interface ISmartProxyStatistics {
@@ -108,5 +134,10 @@ export interface IProxyProtocolErrorEvent {
   peerAddress: string;
   peerPort: number;
   localPort: number;
+  /** Whether the peer's policy believes headers (`require`, `use`). */
   trusted: boolean;
+  /** The PROXY policy that applied to the peer. */
+  policy: 'require' | 'use' | 'ignore' | 'reject' | 'skip';
+  /** What the bytes suggest went wrong and what to switch on, when they tell a story. */
+  hint?: string;
 }

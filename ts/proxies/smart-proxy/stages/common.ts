@@ -29,8 +29,8 @@ export function reject(conn: Connection, code: ConnectionErrorCode, message: str
   conn.manager.close(conn, code);
 }
 
-/** A PROXY failure: counted by code, reported with the peer, closed. */
-export function proxyError(conn: Connection, code: ProxyProtocolErrorCode, message: string): void {
+/** A PROXY failure: counted by code, reported with the peer (and a hint when the bytes tell one), closed. */
+export function proxyError(conn: Connection, code: ProxyProtocolErrorCode, message: string, hint?: string): void {
   const manager = conn.manager;
   manager.countProxyRejection(code);
   const event: IProxyProtocolErrorEvent = {
@@ -40,7 +40,9 @@ export function proxyError(conn: Connection, code: ProxyProtocolErrorCode, messa
     peerPort: conn.wrapped.socket.remotePort ?? 0,
     localPort: conn.localPort,
     trusted: conn.wrapped.isFromTrustedProxy,
+    policy: conn.policy,
   };
+  if (hint !== undefined) event.hint = hint;
   manager.events.emit('proxy-protocol-error', event);
   manager.close(conn, code);
 }

@@ -1,11 +1,12 @@
 /**
- * Untrusted peer on a PROXY-accepting listener: its bytes are a normal client's unless they open
+ * Policy `reject` (untrusted peers on a PROXY-accepting listener): its bytes are a normal client's unless they open
  * with a PROXY signature, which is a spoofing attempt. Waits only as long as the first bytes could
  * still become a signature (bounded by proxyProtocolTimeout).
  */
 import { detectSignature } from '../../../protocols/proxy/parser.js';
 import type { IStage } from '../connection-manager.js';
 import { EMPTY, type ITaggedSocket, kConn, proxyError } from './common.js';
+import { untrustedHeaderHint } from './hints.js';
 
 function onSignatureData(this: ITaggedSocket, chunk: Buffer): void {
   const conn = this[kConn];
@@ -18,7 +19,7 @@ function onSignatureData(this: ITaggedSocket, chunk: Buffer): void {
   this.off('data', onSignatureData);
   conn.pending = null;
   if (match === 'none') conn.manager.advance(conn, 'admission', head);
-  else proxyError(conn, 'ERR_PP_UNTRUSTED_PEER', `PROXY ${match} header from untrusted peer ${conn.peerIP}`);
+  else proxyError(conn, 'ERR_PP_UNTRUSTED_PEER', `PROXY ${match} header from untrusted peer ${conn.peerIP}`, untrustedHeaderHint(conn, conn.policy));
 }
 
 /** What arrived so far is not a whole signature: it is the client's data. */
