@@ -90,6 +90,27 @@ describe('TLS errors after the handshake close both sides with a code', () => {
   });
 });
 
+describe('a reset behind backpressure is noticed under TLS too', () => {
+  it('a TLS client that resets while the backend is not reading frees its connection', async () => {
+    const backend = await startServer((s) => s.pause());
+    onCleanup(() => backend.close());
+    const port = await freePort();
+    const proxy = await started({ routes: [terminating(port, backend.port)] });
+    const reasons: string[] = [];
+    proxy.on('connection-close', (c: { closeReason: string }) => reasons.push(c.closeReason));
+    const raw = net.connect({ port, host: '127.0.0.1' });
+    raw.on('error', () => undefined);
+    const client = tls.connect({ socket: raw, servername: 'proxy.test', rejectUnauthorized: false });
+    client.on('error', () => undefined);
+    await new Promise((r) => client.once('secureConnect', r));
+    for (let i = 0; i < 16; i++) client.write(Buffer.alloc(1 << 20));
+    await new Promise((r) => setTimeout(r, 300));
+    raw.resetAndDestroy();
+    await waitFor(() => reasons.length === 1, 3000, 'the connection to close');
+    assert.deepEqual(reasons, ['client-error']);
+  });
+});
+
 describe('re-encryption offers the backend a fitting ALPN', () => {
   async function alpnBackend() {
     const backendCert = makeCertificate(['backend.test']);

@@ -420,11 +420,15 @@ function checkActivity(manager: ConnectionManager, conn: Connection, now: number
 /**
  * A stream paused by backpressure reads nothing, so a reset from its peer goes unnoticed while
  * the other side does not read. A zero-length write asks the kernel: a reset peer answers with
- * an error, which closes the connection like any other reset. Nothing goes on the wire.
+ * an error, which closes the connection like any other reset. Nothing goes on the wire. The write
+ * goes to the TCP socket itself, under TLS when there is TLS: an empty TLS write never reaches it.
  */
 function probeStalled(conn: Connection): void {
   if (conn.stage !== 'forwarding' && conn.stage !== 'closing') return;
-  for (const stream of [conn.clientStream, conn.backendStream]) {
-    if (stream !== null && stream.writable && stream.isPaused()) stream.write(NOTHING);
-  }
+  probe(conn.clientStream, conn.wrapped.socket);
+  if (conn.backendStream !== null) probe(conn.backendStream, conn.backend as net.Socket);
+}
+
+function probe(stream: net.Socket, tcp: net.Socket): void {
+  if (stream.isPaused() && tcp.writable) tcp.write(NOTHING);
 }

@@ -2,7 +2,6 @@
  * Hints for PROXY errors: what the bytes suggest went wrong and what to switch on, so an operator
  * does not have to guess (the question users of every PROXY receiver ask most).
  */
-import type { ProxyPolicy } from '../../../core/utils/proxy-policy.js';
 import { identifyOpening, type KnownOpening } from '../../../protocols/sniff.js';
 import type { Connection } from '../connection-manager.js';
 
@@ -35,9 +34,9 @@ export function missingHeaderHint(conn: Connection, firstBytes: Buffer): string 
 }
 
 /** A source that is not trusted sent a header. */
-export function untrustedHeaderHint(conn: Connection, policy: ProxyPolicy): string {
+export function untrustedHeaderHint(conn: Connection): string {
   return (
-    `peer ${peerName(conn)} sent a PROXY header, but policy "${policy}" applies to it, so the header is treated as spoofing. ` +
+    `peer ${peerName(conn)} sent a PROXY header, but policy "${conn.policy}" applies to it, so the header is treated as spoofing. ` +
     'If this peer really is your load balancer or outer proxy, add its address to proxyIPs (or a proxyProtocolRules entry with policy "require"); ' +
     'rules match IPv4 sources in plain and IPv4-mapped form alike.'
   );

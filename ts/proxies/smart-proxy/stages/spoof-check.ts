@@ -19,7 +19,7 @@ function onSignatureData(this: ITaggedSocket, chunk: Buffer): void {
   this.off('data', onSignatureData);
   conn.pending = null;
   if (match === 'none') conn.manager.advance(conn, 'admission', head);
-  else proxyError(conn, 'ERR_PP_UNTRUSTED_PEER', `PROXY ${match} header from untrusted peer ${conn.peerIP}`, untrustedHeaderHint(conn, conn.policy));
+  else proxyError(conn, 'ERR_PP_UNTRUSTED_PEER', `PROXY ${match} header from untrusted peer ${conn.peerIP}`, untrustedHeaderHint(conn));
 }
 
 /** What arrived so far is not a whole signature: it is the client's data. */
