@@ -13,3 +13,4 @@ export { SmartProxyError, ConfigError, ProxyProtocolError, TlsParseError } from 
 export * from './protocols/proxy/index.js';
 export { readClientHello } from './protocols/tls/client-hello.js';
 export type { ClientHelloResult } from './protocols/tls/client-hello.js';
+export * from './servers/index.js';

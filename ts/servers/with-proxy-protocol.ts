@@ -1,0 +1,290 @@
+/**
+ * withProxyProtocol(server): a Node server (net, tls, http, https, http2) reads the PROXY header
+ * itself, before TLS and before HTTP, with SmartProxy's trust rules and error codes.
+ *
+ * Every kind of Node server starts a connection by emitting 'connection' with the raw socket; its
+ * own TLS, HTTP or HTTP/2 handling is a listener of that event. The wrapper takes over that one
+ * emit (rather than the listeners, so listeners added later also wait): the socket is held until
+ * its header is read, then emitted with the bytes after the header put back in front, where
+ * TLSSocket, the HTTP parser and the HTTP/2 session each pick them up first.
+ *
+ * No closure and no timer per connection: socket listeners are module functions finding their
+ * state through a symbol; one unref'd sweep per server enforces the header deadlines.
+ */
+import net from 'node:net';
+import { ConfigError, type ProxyProtocolError, type ProxyProtocolErrorCode } from '../protocols/errors.js';
+import { ProxyProtocolDecoder, detectSignature } from '../protocols/proxy/parser.js';
+import type { IProxyHeader } from '../protocols/proxy/types.js';
+import { normalizeIP } from '../core/utils/ip-utils.js';
+import { resolveServerOptions, type IResolvedServerOptions, type IWithProxyProtocolOptions } from './options.js';
+import { recordHeader, setRealPeer } from './peer.js';
+
+/** Payload of the server's 'proxyProtocolError' event; the connection is already closed. */
+export interface IProxyProtocolServerErrorEvent {
+  code: ProxyProtocolErrorCode;
+  message: string;
+  /** The TCP peer (the proxy, or whoever connected), IPv4-mapped addresses unmapped. */
+  peerAddress: string;
+  peerPort: number;
+  /** Whether the peer is in `proxyIPs`. */
+  trusted: boolean;
+  /** What to change when the code points at a configuration mismatch. */
+  hint?: string;
+}
+
+const EMPTY = Buffer.alloc(0);
+const kServer = Symbol('smartproxy.withProxyProtocol');
+const kWaiting = Symbol('smartproxy.waitingForHeader');
+const SWEEP_MIN_MS = 20;
+const SWEEP_MAX_MS = 1000;
+const SWEEP_DIVISOR = 10;
+
+type Emit = (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;
+
+interface IServerState {
+  options: IResolvedServerOptions;
+  /** The server's emit before it was wrapped. */
+  emit: Emit;
+  waiting: Set<IWaitingSocket>;
+  sweepTimer: NodeJS.Timeout | null;
+  sweepInterval: number;
+}
+
+interface IWrappedServer extends net.Server {
+  [kServer]: IServerState;
+}
+
+/** A connection whose PROXY stage is not decided yet. */
+interface IWaiting {
+  server: IWrappedServer;
+  peerAddress: string;
+  peerPort: number;
+  trusted: boolean;
+  /** Trusted peer: reads the header. */
+  decoder: ProxyProtocolDecoder | null;
+  /** Untrusted peer: its first bytes while they could still be a signature. */
+  held: Buffer;
+  /** Epoch ms, or 0 for none. */
+  deadline: number;
+}
+
+interface IWaitingSocket extends net.Socket {
+  [kWaiting]?: IWaiting;
+}
+
+const HINTS: Partial<Record<ProxyProtocolErrorCode, string>> = {
+  ERR_PP_UNTRUSTED_PEER: 'if this peer is your proxy, add its address to proxyIPs',
+  ERR_PP_MISSING: 'make the proxy send a header (HAProxy send-proxy, nginx proxy_protocol on, NLB proxy_protocol_v2.enabled) or set required: false',
+  ERR_PP_TIMEOUT: 'the trusted peer did not send a whole header within timeout ms: check that it sends PROXY headers to this port',
+  ERR_PP_HEADER_TOO_LARGE: 'raise maxHeaderSize (a client certificate TLV alone can be 1-2 KiB)',
+};
+
+// ---- the PROXY stage of one connection --------------------------------------------------------
+
+function startWaiting(server: IWrappedServer, socket: IWaitingSocket): void {
+  const state = server[kServer];
+  const { options } = state;
+  const peer = socket.remoteAddress;
+  if (peer === undefined && socket instanceof net.Socket && typeof server.address() !== 'string') {
+    // A TCP peer that has no address any more reset the connection before it was accepted
+    // (HAProxy aborting a connection its client dropped): nothing to read, serve or report.
+    socket.destroy();
+    return;
+  }
+  const peerAddress = peer === undefined ? '' : normalizeIP(peer);
+  // A peer without an IP (a UNIX socket, a stream handed in by hand) is never trusted.
+  const trusted = peer !== undefined && options.proxyIPs.has(peerAddress);
+  socket[kWaiting] = {
+    server,
+    peerAddress,
+    peerPort: socket.remotePort ?? 0,
+    trusted,
+    decoder: trusted ? new ProxyProtocolDecoder({ maxHeaderSize: options.maxHeaderSize }) : null,
+    held: EMPTY,
+    deadline: options.timeout > 0 ? Date.now() + options.timeout : 0,
+  };
+  socket.on('data', onWaitingData);
+  socket.on('end', onWaitingEnd);
+  socket.on('error', onWaitingError);
+  socket.on('close', onWaitingClose);
+  state.waiting.add(socket);
+  if (state.sweepTimer === null && options.timeout > 0) {
+    state.sweepTimer = setInterval(sweep, state.sweepInterval, state);
+    state.sweepTimer.unref();
+  }
+}
+
+/** Ends the PROXY stage: the socket leaves the wait and carries none of this module's listeners. */
+function stopWaiting(socket: IWaitingSocket, waiting: IWaiting): void {
+  socket[kWaiting] = undefined;
+  waiting.server[kServer].waiting.delete(socket);
+  socket.off('data', onWaitingData);
+  socket.off('end', onWaitingEnd);
+  socket.off('error', onWaitingError);
+  socket.off('close', onWaitingClose);
+}
+
+/**
+ * Gives the socket to the server as if it had just connected: not flowing (the server's own code
+ * chooses how to read), with the bytes after the header first in its read buffer.
+ */
+function handOver(socket: IWaitingSocket, waiting: IWaiting, rest: Buffer): void {
+  stopWaiting(socket, waiting);
+  // The 'data' listener made the socket flow; null is a fresh socket's state (typed readonly, but
+  // settable: net.Socket sets it itself for pauseOnConnect).
+  (socket as { readableFlowing: boolean | null }).readableFlowing = null;
+  if (rest.length > 0) socket.unshift(rest);
+  waiting.server[kServer].emit.call(waiting.server, 'connection', socket);
+}
+
+function refuse(socket: IWaitingSocket, waiting: IWaiting, code: ProxyProtocolErrorCode, message: string): void {
+  stopWaiting(socket, waiting);
+  socket.destroy();
+  const event: IProxyProtocolServerErrorEvent = {
+    code,
+    message,
+    peerAddress: waiting.peerAddress,
+    peerPort: waiting.peerPort,
+    trusted: waiting.trusted,
+  };
+  const hint = HINTS[code];
+  if (hint !== undefined) event.hint = hint;
+  waiting.server.emit('proxyProtocolError', event);
+}
+
+/** A believed header: PROXY with an IP source names the client; LOCAL and UNKNOWN keep the peer. */
+function believe(socket: IWaitingSocket, header: IProxyHeader): void {
+  recordHeader(socket, header);
+  const source = header.source;
+  if (header.command === 'PROXY' && source !== null && 'address' in source) {
+    setRealPeer(socket, normalizeIP(source.address), source.port);
+  }
+}
+
+/** Trusted peer: exactly one header, within the size bound. */
+function trustedData(socket: IWaitingSocket, waiting: IWaiting, chunk: Buffer): void {
+  const decoder = waiting.decoder as ProxyProtocolDecoder;
+  let result;
+  try {
+    result = decoder.push(chunk);
+  } catch (err) {
+    const e = err as ProxyProtocolError;
+    refuse(socket, waiting, e.code, e.message);
+    return;
+  }
+  if (result.status === 'incomplete') return;
+  if (result.status === 'complete') believe(socket, result.header);
+  else if (waiting.server[kServer].options.required) {
+    refuse(socket, waiting, 'ERR_PP_MISSING', `trusted peer ${waiting.peerAddress} sent no PROXY header`);
+    return;
+  }
+  handOver(socket, waiting, decoder.remaining);
+}
+
+/** Untrusted peer: its bytes are a direct client's unless they open with a PROXY signature. */
+function untrustedData(socket: IWaitingSocket, waiting: IWaiting, chunk: Buffer): void {
+  const head = waiting.held.length === 0 ? chunk : Buffer.concat([waiting.held, chunk]);
+  const match = detectSignature(head);
+  if (match === 'incomplete') {
+    waiting.held = head;
+    return;
+  }
+  if (match === 'none') handOver(socket, waiting, head);
+  else refuse(socket, waiting, 'ERR_PP_UNTRUSTED_PEER', `PROXY ${match} header from untrusted peer ${waiting.peerAddress}`);
+}
+
+function onWaitingData(this: IWaitingSocket, chunk: Buffer): void {
+  const waiting = this[kWaiting];
+  if (waiting === undefined) return;
+  if (waiting.trusted) trustedData(this, waiting, chunk);
+  else untrustedData(this, waiting, chunk);
+}
+
+/**
+ * The peer sent FIN before the stage was decided: decide now rather than at the deadline. Bytes
+ * held back cannot be handed on after 'end', so a partial header or signature closes the
+ * connection as ERR_PP_INCOMPLETE; a peer that sent nothing and left is simply closed.
+ */
+function onWaitingEnd(this: IWaitingSocket): void {
+  const waiting = this[kWaiting];
+  if (waiting === undefined) return;
+  const heldBytes = waiting.trusted ? (waiting.decoder as ProxyProtocolDecoder).bufferedLength : waiting.held.length;
+  if (heldBytes > 0) refuse(this, waiting, 'ERR_PP_INCOMPLETE', `connection ended inside a PROXY header (${heldBytes} bytes)`);
+  else if (waiting.trusted && waiting.server[kServer].options.required) {
+    refuse(this, waiting, 'ERR_PP_MISSING', `trusted peer ${waiting.peerAddress} sent no PROXY header`);
+  } else {
+    stopWaiting(this, waiting);
+    this.destroy();
+  }
+}
+
+// A reset while waiting: 'close' follows and ends the wait. Without this listener the error would
+// be thrown, since no server code has seen the socket yet.
+function onWaitingError(this: IWaitingSocket): void {}
+
+function onWaitingClose(this: IWaitingSocket): void {
+  const waiting = this[kWaiting];
+  if (waiting !== undefined) stopWaiting(this, waiting);
+}
+
+/** The header deadline passed: a trusted peer failed; an untrusted one is a slow direct client. */
+function deadlinePassed(socket: IWaitingSocket, waiting: IWaiting): void {
+  const { options } = waiting.server[kServer];
+  // Destroyed since the last sweep ('close' is still to come): nothing to decide.
+  if (socket.destroyed) stopWaiting(socket, waiting);
+  else if (!waiting.trusted) handOver(socket, waiting, waiting.held);
+  else if (!options.required && socket.bytesRead === 0) handOver(socket, waiting, EMPTY);
+  else refuse(socket, waiting, 'ERR_PP_TIMEOUT', `no complete PROXY header within ${options.timeout} ms`);
+}
+
+function sweep(state: IServerState): void {
+  const now = Date.now();
+  for (const socket of state.waiting) {
+    const waiting = socket[kWaiting] as IWaiting;
+    if (waiting.deadline !== 0 && now >= waiting.deadline) deadlinePassed(socket, waiting);
+  }
+}
+
+// ---- the server ---------------------------------------------------------------------------------
+
+/** Replaces the server's emit: 'connection' waits for the header, every other event passes. */
+function interceptEmit(this: IWrappedServer, event: string | symbol, socket?: unknown): boolean {
+  const state = this[kServer];
+  if (event !== 'connection') return state.emit.apply(this, arguments as unknown as [string | symbol, ...unknown[]]);
+  startWaiting(this, socket as IWaitingSocket);
+  return true;
+}
+
+function stopSweep(this: IWrappedServer): void {
+  const state = this[kServer];
+  if (state.sweepTimer !== null) clearInterval(state.sweepTimer);
+  state.sweepTimer = null;
+}
+
+/**
+ * Makes `server` read a PROXY header (v1 or v2) at the start of every connection, before TLS and
+ * HTTP. From a peer in `proxyIPs` the header names the client: `remoteAddress`, `remotePort` and
+ * `remoteFamily` of the sockets the application sees report it, and getProxyHeader(socket) returns
+ * the header. A header from any other peer is spoofing: the connection is closed and the server
+ * emits 'proxyProtocolError'. Returns the same server.
+ */
+export function withProxyProtocol<T extends net.Server>(server: T, options: IWithProxyProtocolOptions): T {
+  if (!(server instanceof net.Server)) throw new ConfigError('ERR_CONFIG_OPTION', 'server', 'must be a net, tls, http, https or http2 server');
+  if (kServer in server) throw new ConfigError('ERR_CONFIG_OPTION', 'server', 'already reads PROXY headers: wrap a server once');
+  if ((server as { pauseOnConnect?: boolean }).pauseOnConnect === true) {
+    throw new ConfigError('ERR_CONFIG_OPTION', 'server', 'pauseOnConnect hands sockets on unread: read the header where the socket is served');
+  }
+  const resolved = resolveServerOptions(options);
+  const wrapped = server as T & IWrappedServer;
+  const shortest = resolved.timeout > 0 ? resolved.timeout : SWEEP_MAX_MS * SWEEP_DIVISOR;
+  wrapped[kServer] = {
+    options: resolved,
+    emit: server.emit as Emit,
+    waiting: new Set(),
+    sweepTimer: null,
+    sweepInterval: Math.max(SWEEP_MIN_MS, Math.min(SWEEP_MAX_MS, Math.floor(shortest / SWEEP_DIVISOR))),
+  };
+  wrapped.emit = interceptEmit as T['emit'];
+  wrapped.on('close', stopSweep);
+  return server;
+}
