@@ -187,7 +187,7 @@ describe('the smartproxy CLI checking a config', () => {
     assert.match(run.output(), /write ::1 without brackets/);
   });
 
-  it('reads clientCaFile like the other certificate files, and reports an unreadable one once', async () => {
+  it('reads clientCaFile like the other certificate files, and reports an unreadable one once, by its resolved path', async () => {
     const cert = makeCertificate(['cli.example']);
     const dir = cli.tempDir(onCleanup);
     for (const [name, text] of [['key.pem', cert.key], ['cert.pem', cert.cert]]) fs.writeFileSync(path.join(dir, name), text);
@@ -199,6 +199,6 @@ describe('the smartproxy CLI checking a config', () => {
     fs.writeFileSync(file, JSON.stringify({ routes: [{ ...route('r', 1, 2), action: { ...route('r', 1, 2).action, tls: tlsConfig('missing.pem') } }] }));
     const bad = runNode(['ts/cli.ts', '--check', '--config', file]);
     assert.equal(await bad.exited, 2);
-    assert.deepEqual(bad.output().trim().split('\n'), [`${file}: routes[0].action.tls.clientCaFile: cannot read missing.pem: ENOENT [ERR_CONFIG_FILE]`]);
+    assert.deepEqual(bad.output().trim().split('\n'), [`${file}: routes[0].action.tls.clientCaFile: cannot read ${path.join(dir, 'missing.pem')}: ENOENT [ERR_CONFIG_FILE]`]);
   });
 });

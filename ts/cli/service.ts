@@ -1,0 +1,175 @@
+/**
+ * The running service: start-up, reloads and the stop, driven by signals. Handlers are installed
+ * before anything slow happens (reading certificates, building TLS contexts, listening), so a
+ * signal during start-up never meets its default action (which kills the process).
+ */
+import type { Logger } from 'pino';
+import { ConfigError } from '../protocols/errors.js';
+import type { ISmartProxyOptions } from '../proxies/smart-proxy/models/interfaces.js';
+import { SmartProxy } from '../proxies/smart-proxy/smart-proxy.js';
+import { allProblems, type ILoaded, loadConfig, problemLines } from './config-file.js';
+import { logTraffic } from './events-log.js';
+import { createLogger, stderr } from './log.js';
+import type { LevelWithSilent } from 'pino';
+
+export const EXIT_RUNTIME = 1;
+export const EXIT_CONFIG = 2;
+
+export function routeCount(options: ISmartProxyOptions): string {
+  const n = Array.isArray(options.routes) ? options.routes.length : 0;
+  return `${n} route${n === 1 ? '' : 's'}`;
+}
+
+/** Problems go to stderr (one line each), warnings to the log. */
+export function report(file: string, loaded: ILoaded, log: Logger): boolean {
+  const problems = allProblems(loaded);
+  for (const line of problemLines(file, problems)) stderr.write(`${line}\n`);
+  for (const warning of loaded.warnings) log.warn({ code: 'CONFIG_WARNING' }, `${file}: ${warning}`);
+  return problems.length === 0 && loaded.options !== undefined;
+}
+
+/**
+ * Lets signals that arrived during the synchronous loading run their handlers before listening.
+ * Two turns of the event loop: in the first one after start-up, a signal already pending is not
+ * yet seen by the poll phase (observed on Node 20).
+ */
+async function yieldToSignals(): Promise<void> {
+  for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+export class Service {
+  private state: 'starting' | 'running' | 'stopping' = 'starting';
+  private proxy: SmartProxy | undefined;
+  private reloadWanted = false;
+  private reloading = false;
+
+  /** The settings the service started with (the file is read again on SIGHUP). */
+  private loaded: ILoaded | undefined;
+
+  /** `log` starts as text at `levelOverride` (or info) and follows the file's `log` section once read. */
+  constructor(
+    private readonly file: string,
+    private readonly levelOverride: LevelWithSilent | undefined,
+    private log: Logger = createLogger('text', levelOverride ?? 'info'),
+  ) {}
+
+  installSignalHandlers(): void {
+    process.on('SIGHUP', () => this.onReloadSignal());
+    process.on('SIGTERM', () => this.onStopSignal('SIGTERM'));
+    process.on('SIGINT', () => this.onStopSignal('SIGINT'));
+  }
+
+  /** A signal may have changed the state during any await. */
+  private stopping(): boolean {
+    return this.state === 'stopping';
+  }
+
+  private onReloadSignal(): void {
+    if (this.state === 'stopping') return this.log.info('SIGHUP while stopping: ignored');
+    this.reloadWanted = true;
+    if (this.state === 'starting') return this.log.info('SIGHUP during start-up: the configuration is read again once started');
+    if (!this.reloading) void this.reload();
+  }
+
+  private onStopSignal(signal: string): void {
+    if (this.state === 'stopping') {
+      this.log.warn(`${signal} again while stopping: exiting now, cutting the connections still draining`);
+      process.exit(EXIT_RUNTIME);
+    }
+    const running = this.state === 'running';
+    this.state = 'stopping';
+    const drainMs = this.proxy?.options.gracefulShutdownTimeout ?? 0;
+    this.log.info(`${signal}: stopping${running ? ` (draining up to ${drainMs} ms; send it again to exit at once)` : ' during start-up'}`);
+    if (running) void this.shutdown();
+  }
+
+  private async shutdown(): Promise<void> {
+    try {
+      await this.proxy?.stop();
+      this.log.info('stopped');
+    } catch (err) {
+      this.log.error(`stop failed: ${(err as Error).message}`);
+      process.exitCode = EXIT_RUNTIME;
+    }
+  }
+
+  /** Builds the proxy from the loaded file; on a bad configuration reports every problem and exits 2. */
+  private create(): SmartProxy | undefined {
+    const loaded = loadConfig(this.file);
+    this.loaded = loaded;
+    this.log = createLogger(loaded.cli.log.format, this.levelOverride ?? loaded.cli.log.level);
+    try {
+      if (report(this.file, loaded, this.log)) return new SmartProxy(loaded.options as ISmartProxyOptions);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      for (const line of problemLines(this.file, [err])) stderr.write(`${line}\n`);
+    }
+    process.exitCode = EXIT_CONFIG;
+    return undefined;
+  }
+
+  async start(): Promise<void> {
+    const proxy = this.create();
+    await yieldToSignals();
+    if (proxy === undefined) return;
+    if (this.stopping()) return this.log.info('stopped before listening');
+    this.proxy = proxy;
+    this.watch(proxy);
+    try {
+      await proxy.start();
+    } catch (err) {
+      this.log.error({ code: (err as ConfigError).code }, `cannot start: ${(err as Error).message}`);
+      process.exitCode = EXIT_RUNTIME;
+      this.state = 'stopping';
+      return this.shutdown();
+    }
+    if (this.stopping()) return this.shutdown();
+    this.state = 'running';
+    this.log.info(`started with ${routeCount(proxy.options)}`);
+    if (this.reloadWanted) void this.reload();
+  }
+
+  private watch(proxy: SmartProxy): void {
+    proxy.on('listening', (port: number) => this.log.info(`listening on ${proxy.options.listenAddress ?? '*'}:${port}`));
+    proxy.on('warning', (message: string) => this.log.warn(`warning: ${message}`));
+    logTraffic(proxy, this.log);
+  }
+
+  /** Applies the file again, as often as SIGHUP asked while a reload ran; never two at once. */
+  private async reload(): Promise<void> {
+    this.reloading = true;
+    while (this.reloadWanted && this.state === 'running') {
+      this.reloadWanted = false;
+      await this.reloadOnce();
+    }
+    this.reloading = false;
+  }
+
+  private async reloadOnce(): Promise<void> {
+    const proxy = this.proxy as SmartProxy;
+    const loaded = loadConfig(this.file);
+    if (!report(this.file, loaded, this.log)) return this.log.warn({ code: 'ERR_CONFIG' }, 'SIGHUP: the configuration has problems; nothing changed');
+    const before = new Set(proxy.getListeningPorts());
+    try {
+      const { needsRestart } = await proxy.reloadOptions(loaded.options as ISmartProxyOptions);
+      const after = new Set(proxy.getListeningPorts());
+      const opened = [...after].filter((p) => !before.has(p));
+      const closed = [...before].filter((p) => !after.has(p));
+      const restart = [...needsRestart, ...this.cliChangesNeedingRestart(loaded)];
+      const pending = restart.length > 0 ? `; ${restart.join(', ')} change only on restart` : '';
+      this.log.info({ opened, closed }, `SIGHUP: configuration reloaded (${routeCount(loaded.options as ISmartProxyOptions)})${pending}`);
+    } catch (err) {
+      if (err instanceof ConfigError) for (const line of problemLines(this.file, allProblems(loaded))) stderr.write(`${line}\n`);
+      this.log.warn(`SIGHUP: ${err instanceof ConfigError ? 'the configuration has problems' : `reload failed: ${(err as Error).message}`}; nothing changed`);
+    }
+  }
+
+  /** The CLI's own settings are applied at start only. */
+  private cliChangesNeedingRestart(loaded: ILoaded): string[] {
+    const names: string[] = [];
+    const running = this.loaded?.cli;
+    if (JSON.stringify(loaded.cli.log) !== JSON.stringify(running?.log)) names.push('log');
+    if (JSON.stringify(loaded.cli.metricsListen) !== JSON.stringify(running?.metricsListen)) names.push('metrics');
+    return names;
+  }
+}
