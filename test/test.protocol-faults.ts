@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import v8 from 'node:v8';
@@ -24,7 +25,7 @@ import {
   sslTlv,
   uniqueIdTlv,
 } from '../ts/protocols/proxy/index.js';
-import type { IProxyHeader, ITlv } from '../ts/protocols/proxy/index.js';
+import type { DecodeResult, IProxyHeader, ITlv } from '../ts/protocols/proxy/index.js';
 import { HAPROXY_CAPTURES, v2 } from './vectors/proxy-protocol.js';
 
 v8.setFlagsFromString('--expose-gc');
@@ -288,6 +289,61 @@ describe('protocols/ layers: one concern per file, shared parts below the protoc
     assert.deepEqual([unix.source, unix.destination], [{ path: '/a' }, { path: '/b' }]);
     const local = new ProxyHeader({ ...fields, command: 'LOCAL', endpoints: null });
     assert.deepEqual([local.source, local.destination, local.toProxyInfo().protocol], [null, null, 'UNKNOWN']);
+  });
+});
+
+describe('v1 lines, valid or broken, give one outcome however they are split', () => {
+  it('reads exactly the TCP4 addresses node:net calls IPv4 (no leading zeros), with their value', () => {
+    const text = fc.oneof(fc.ipV4(), fc.stringMatching(/^[0-9.]{0,18}$/), fc.ipV4().map((a) => a.replace(/\b(\d)/, '0$1')));
+    fc.assert(
+      fc.property(text, (address) => {
+        const line = Buffer.from(`PROXY TCP4 ${address} 1.2.3.4 1 2\r\n`);
+        const result = outcome(() => ProxyProtocolParser.decode(line));
+        if (net.isIPv4(address)) assert.deepEqual((result as { source: unknown }).source, { address, port: 1 });
+        else assert.equal(result, address === '' ? 'ERR_PP_V1_MALFORMED' : 'ERR_PP_V1_BAD_ADDRESS', address);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  /** What decoding `input` came to: the header's values, "incomplete", "none", or the error code. */
+  function outcome(run: () => DecodeResult): unknown {
+    try {
+      const result = run();
+      if (result.status !== 'complete') return result.status;
+      return { consumed: result.consumed, source: result.header.source, destination: result.header.destination, family: result.header.family };
+    } catch (err) {
+      assert.ok(err instanceof ProxyProtocolError, `threw ${String(err)}`);
+      return err.code;
+    }
+  }
+
+  function byteByByte(input: Buffer): DecodeResult {
+    const decoder = new ProxyProtocolDecoder();
+    let result: DecodeResult = { status: 'incomplete' };
+    for (let i = 0; i < input.length && result.status === 'incomplete'; i++) result = decoder.push(input.subarray(i, i + 1));
+    return result;
+  }
+
+  it('decodes mutated lines to the same header or the same code, whole or byte by byte', () => {
+    const lines = ['PROXY TCP4 192.168.0.1 10.0.0.1 56324 443\r\n', 'PROXY TCP6 2001:db8::1 ::ffff:10.0.0.1 1 65535\r\n', 'PROXY UNKNOWN x y\r\n'];
+    const alphabet = fc.constantFrom(' ', '\r', '\n', '0', '9', '.', ':', 'a', 'F', '\t', '\0', '-', 'PROXY ');
+    const edit = fc.record({ at: fc.nat(), remove: fc.integer({ min: 0, max: 3 }), insert: fc.array(alphabet, { maxLength: 3 }).map((a) => a.join('')) });
+    fc.assert(
+      fc.property(fc.constantFrom(...lines), fc.array(edit, { maxLength: 3 }), fc.constantFrom('', 'GET /'), (line, edits, payload) => {
+        let text = line;
+        for (const e of edits) {
+          const at = e.at % (text.length + 1);
+          text = text.slice(0, at) + e.insert + text.slice(at + e.remove);
+        }
+        const input = Buffer.from(text + payload, 'latin1');
+        const whole = outcome(() => ProxyProtocolParser.decode(input));
+        const split = outcome(() => byteByByte(input));
+        if (whole === 'incomplete') assert.ok(split === 'incomplete', `${JSON.stringify(text)}: ${JSON.stringify(split)}`);
+        else assert.deepEqual(split, whole, JSON.stringify(text));
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 

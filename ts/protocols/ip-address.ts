@@ -22,32 +22,60 @@ const MAX_OCTET = 255;
 const MAX_HEX_GROUP_DIGITS = 4;
 
 /**
- * Checks a dotted quad in bytes [start, end): four decimal octets ≤ 255, no leading zeros.
- * Returns the address as a 32-bit unsigned number, or -1 when invalid. One pass, one test per byte.
+ * Reads the dotted quad that starts at `start`: its bytes run up to the first byte that is
+ * neither a digit nor a dot, or up to `limit`. Writes its value (unsigned 32-bit) to out[index],
+ * or -1 when those bytes are not four decimal octets ≤ 255 without leading zeros. Returns where
+ * they end, so a caller reading fields in one pass learns the value and the delimiter at once.
  */
-export function parseIPv4Bytes(buf: Uint8Array, start: number, end: number): number {
+export function scanIPv4(buf: Uint8Array, start: number, limit: number, out: Float64Array, index: number): number {
   let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = start; i < end; i++) {
-    const c = buf[i];
-    if (c === CHAR_DOT) {
-      if (digits === 0 || dots === IPV4_OCTETS - 1) return -1;
-      value = value * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots++;
-      continue;
+  let i = start;
+  for (let part = 0; part < IPV4_OCTETS; part++) {
+    if (part > 0) {
+      if (i >= limit || buf[i] !== CHAR_DOT) return invalidQuad(buf, i, limit, out, index);
+      i++;
     }
-    const digit = c - CHAR_0;
-    // A digit after a lone 0 is a leading zero; more than 3 digits always exceeds 255 or has one.
-    if (digit < 0 || digit > 9 || (digits === 1 && octet === 0)) return -1;
-    octet = octet * 10 + digit;
-    if (octet > MAX_OCTET) return -1;
-    digits++;
+    // One to three digits, read without a loop; a second digit after a 0 is a leading zero.
+    const first = i < limit ? buf[i] - CHAR_0 : -1;
+    if (first >>> 0 >= 10) return invalidQuad(buf, i, limit, out, index);
+    let octet = first;
+    i++;
+    const second = i < limit ? buf[i] - CHAR_0 : -1;
+    if (second >>> 0 < 10) {
+      if (first === 0) return invalidQuad(buf, i, limit, out, index);
+      octet = octet * 10 + second;
+      i++;
+      const third = i < limit ? buf[i] - CHAR_0 : -1;
+      if (third >>> 0 < 10) {
+        octet = octet * 10 + third;
+        i++;
+      }
+    }
+    if (octet > MAX_OCTET) return invalidQuad(buf, i, limit, out, index);
+    value = (value << 8) | octet;
   }
-  return dots === IPV4_OCTETS - 1 && digits > 0 ? value * 256 + octet : -1;
+  if (i < limit && isQuadByte(buf[i])) return invalidQuad(buf, i, limit, out, index);
+  out[index] = value >>> 0;
+  return i;
+}
+
+function isQuadByte(byte: number): boolean {
+  return (byte >= CHAR_0 && byte <= CHAR_9) || byte === CHAR_DOT;
+}
+
+/** The rest of a quad already known to be invalid: find where its bytes end, and say -1. */
+function invalidQuad(buf: Uint8Array, from: number, limit: number, out: Float64Array, index: number): number {
+  let i = from;
+  while (i < limit && isQuadByte(buf[i])) i++;
+  out[index] = -1;
+  return i;
+}
+
+const quadOut = new Float64Array(1);
+
+/** The dotted quad in exactly the bytes [start, end) as an unsigned 32-bit number, or -1. */
+export function parseIPv4Bytes(buf: Uint8Array, start: number, end: number): number {
+  return scanIPv4(buf, start, end, quadOut, 0) === end ? quadOut[0] : -1;
 }
 
 // A Buffer like the parsers' usual input, so their element reads stay monomorphic.
@@ -151,14 +179,14 @@ export function parseIPv6(text: string): Uint8Array | null {
 const OCTET_DOT = Array.from({ length: 256 }, (_, i) => `${i}.`);
 const OCTET = Array.from({ length: 256 }, (_, i) => String(i));
 
-/** Dotted quad of an address held as an unsigned 32-bit number (as parseIPv4 returns it). */
+/** Dotted quad of an address held as a 32-bit number, unsigned (as parseIPv4 returns it) or signed. */
 export function formatIPv4(value: number): string {
   return OCTET_DOT[value >>> 24] + OCTET_DOT[(value >>> 16) & 0xff] + OCTET_DOT[(value >>> 8) & 0xff] + OCTET[value & 0xff];
 }
 
-/** The four bytes at `offset`, big-endian, as an unsigned 32-bit number. */
+/** The four bytes at `offset`, big-endian, as a signed 32-bit number (a small integer, unboxed). */
 export function readIPv4(buf: Uint8Array, offset: number): number {
-  return ((buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3]) >>> 0;
+  return (buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3];
 }
 
 function isV4Mapped(buf: Uint8Array, offset: number): boolean {

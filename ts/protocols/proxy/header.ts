@@ -21,7 +21,7 @@ export interface IEndpoints {
   destination(): ProxyAddress;
 }
 
-/** INET: both addresses as unsigned 32-bit numbers, and the ports. */
+/** INET: both addresses as 32-bit numbers (signed or unsigned: formatIPv4 reads the bits), and the ports. */
 export class IPv4Endpoints implements IEndpoints {
   constructor(
     private readonly sourceAddress: number,
