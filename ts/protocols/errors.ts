@@ -20,6 +20,7 @@ export type ProxyProtocolParseCode =
   | 'ERR_PP_V2_BAD_FAMILY'
   | 'ERR_PP_V2_LENGTH'
   | 'ERR_PP_V2_TLV'
+  | 'ERR_PP_V2_TRANSPORT'
   | 'ERR_PP_CRC32C_MISMATCH';
 
 /** PROXY outcomes that only a connection can have (who sent what, and when). */
@@ -53,9 +54,16 @@ export type ConfigErrorCode =
   | 'ERR_CONFIG_TRUST_ALL'
   | 'ERR_CONFIG_FILE';
 
+/**
+ * Why a UDP datagram was dropped (besides the PROXY and security codes it shares with TCP):
+ * too large once the header is added, the listener's session table full, the backend socket failed.
+ */
+export type UdpDropCode = 'ERR_UDP_OVERSIZE' | 'ERR_UDP_TOO_MANY_SESSIONS' | 'ERR_UDP_BACKEND';
+
 /** Why a connection was refused or failed before or while it was forwarded. */
 export type ConnectionErrorCode =
   | ProxyProtocolErrorCode
+  | UdpDropCode
   | TlsParseErrorCode
   | 'ERR_LIMIT_PER_IP'
   | 'ERR_LIMIT_ROUTE'

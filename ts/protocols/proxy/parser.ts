@@ -5,6 +5,7 @@
  */
 import { ProxyProtocolError } from '../errors.js';
 import * as C from './constants.js';
+import { type DatagramResult, decodeDatagram } from './datagram.js';
 import { generateV1, parseV1 } from './v1.js';
 import { checkV2Fixed, generateV2, parseV2 } from './v2.js';
 import type {
@@ -109,6 +110,11 @@ export class ProxyProtocolParser {
   /** Precise one-shot decode of the header at the start of `buf`. */
   static decode(buf: Buffer, opts?: IDecodeOptions): DecodeResult {
     return decodeWith(buf, resolveOptions(opts));
+  }
+
+  /** One UDP datagram: its v2 header (DGRAM) and a view of the payload, or no header. */
+  static decodeDatagram(datagram: Buffer, opts?: Pick<IDecodeOptions, 'maxHeaderSize'>): DatagramResult {
+    return decodeDatagram(datagram, resolveOptions(opts).maxHeaderSize);
   }
 
   /** Whether `buf` starts with a whole v1/v2 signature, a prefix of one, or neither. */

@@ -14,20 +14,38 @@ export function domainMatches(matcher: IDomainMatcher | null, serverName: string
 export class RouteManager {
   private readonly byPort = new Map<number, IResolvedRoute[]>();
   private readonly sniPorts = new Set<number>();
+  /** UDP routes by port: a port number may have a TCP and a UDP listener, each with its routes. */
+  private readonly udpByPort = new Map<number, IResolvedRoute[]>();
 
   constructor(public readonly routes: readonly IResolvedRoute[]) {
     for (const route of routes) {
+      const table = route.transport === 'udp' ? this.udpByPort : this.byPort;
       for (const port of route.ports) {
-        let list = this.byPort.get(port);
-        if (list === undefined) this.byPort.set(port, (list = []));
+        let list = table.get(port);
+        if (list === undefined) table.set(port, (list = []));
         list.push(route);
         if (route.domains !== null && !route.domains.any) this.sniPorts.add(port);
       }
     }
-    for (const list of this.byPort.values()) list.sort((a, b) => b.priority - a.priority || a.index - b.index);
+    for (const table of [this.byPort, this.udpByPort]) {
+      for (const list of table.values()) list.sort((a, b) => b.priority - a.priority || a.index - b.index);
+    }
   }
 
-  /** Every port some route listens on. */
+  /** Every port some UDP route listens on. */
+  udpPorts(): number[] {
+    return [...this.udpByPort.keys()].sort((a, b) => a - b);
+  }
+
+  /** The best UDP route for a datagram's real client on `port`, or undefined. */
+  matchUdp(port: number, clientIP: string): IResolvedRoute | undefined {
+    const list = this.udpByPort.get(port);
+    if (list === undefined) return undefined;
+    for (const route of list) if (route.clientIp === null || route.clientIp.has(clientIP)) return route;
+    return undefined;
+  }
+
+  /** Every port some TCP route listens on. */
   ports(): number[] {
     return [...this.byPort.keys()].sort((a, b) => a - b);
   }

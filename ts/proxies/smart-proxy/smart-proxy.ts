@@ -14,9 +14,10 @@ import { isCatchAll } from '../../core/utils/ip-utils.js';
 import { type IResolvedConfig, resolveConfig, resolveRoutesOrThrow } from './config.js';
 import type { ConnectionManager } from './connection-manager.js';
 import type { IRouteConfig } from './models/route-types.js';
-import type { ISmartProxyOptions, ISmartProxyStatistics } from './models/interfaces.js';
+import type { ISmartProxyOptions, ISmartProxyStatistics, IUdpStatistics } from './models/interfaces.js';
 import { RouteConnectionHandler } from './route-connection-handler.js';
 import { RouteManager } from './route-manager.js';
+import { UdpProxy } from './udp/udp-proxy.js';
 
 /** Options that only a restart applies (listeners are bound with them). */
 const RESTART_OPTIONS = ['listenAddress'] as const;
@@ -31,6 +32,8 @@ function noop(): void {}
 export class SmartProxy extends EventEmitter {
   public readonly connectionManager: ConnectionManager;
   public readonly routeConnectionHandler: RouteConnectionHandler;
+  /** UDP routes: sockets, sessions, per-datagram PROXY. */
+  public readonly udp: UdpProxy;
   private currentOptions: ISmartProxyOptions;
   private readonly servers = new Map<number, net.Server>();
   private readonly closingServers = new Set<Promise<void>>();
@@ -44,6 +47,7 @@ export class SmartProxy extends EventEmitter {
     const config = resolveConfig(options);
     this.routeConnectionHandler = new RouteConnectionHandler(config, new RouteManager(config.routes), this);
     this.connectionManager = this.routeConnectionHandler.manager;
+    this.udp = new UdpProxy(this.connectionManager);
   }
 
   /** The options in force (as given to the constructor or the last reloadOptions). */
@@ -74,12 +78,24 @@ export class SmartProxy extends EventEmitter {
     }
     this.connectionManager.start();
     try {
-      await this.openListeners(this.connectionManager.routes.ports());
+      await this.openAll(this.connectionManager.routes);
     } catch (err) {
       this.connectionManager.stopSweep();
       throw err;
     }
     this.running = true;
+  }
+
+  /** Opens the TCP listeners and UDP sockets `manager` needs and this proxy lacks, all or none. */
+  private async openAll(manager: RouteManager): Promise<void> {
+    const tcp = manager.ports().filter((port) => !this.servers.has(port));
+    await this.openListeners(tcp);
+    try {
+      await this.udp.open(manager.udpPorts().filter((port) => !this.udp.listeners.has(port)));
+    } catch (err) {
+      for (const port of tcp) void this.closeServer(port);
+      throw err;
+    }
   }
 
   /** Opens listeners on all `ports` or on none: on any failure the ones opened are closed again. */
@@ -148,9 +164,11 @@ export class SmartProxy extends EventEmitter {
 
   private async applyRoutes(manager: RouteManager): Promise<void> {
     if (this.running) {
+      await this.openAll(manager);
       const wanted = new Set(manager.ports());
-      await this.openListeners([...wanted].filter((port) => !this.servers.has(port)));
       for (const port of [...this.servers.keys()]) if (!wanted.has(port)) void this.closeServer(port);
+      const wantedUdp = new Set(manager.udpPorts());
+      for (const port of [...this.udp.listeners.keys()]) if (!wantedUdp.has(port)) void this.udp.closePort(port);
     }
     this.connectionManager.routes = manager;
   }
@@ -177,6 +195,7 @@ export class SmartProxy extends EventEmitter {
       if (this.running) {
         manager.stopSweep();
         manager.start();
+        this.udp.restartSweep();
       }
     }).then(() => ({ needsRestart: [...needsRestart] }));
   }
@@ -192,6 +211,7 @@ export class SmartProxy extends EventEmitter {
   private async doStop(): Promise<void> {
     this.running = false;
     for (const port of [...this.servers.keys()]) void this.closeServer(port);
+    await this.udp.closeAll();
     await this.drain(this.config.gracefulShutdownTimeout);
     this.connectionManager.closeAll('proxy-stopped');
     this.connectionManager.stopSweep();
@@ -216,8 +236,8 @@ export class SmartProxy extends EventEmitter {
   }
 
   /** Plain-number counters; safe to serialise. */
-  getStatistics(): ISmartProxyStatistics {
-    return this.connectionManager.statistics(this.getListeningPorts());
+  getStatistics(): ISmartProxyStatistics & { udp: IUdpStatistics } {
+    return { ...this.connectionManager.statistics(this.getListeningPorts()), udp: this.udp.statistics() };
   }
 
   /** Ports with an open listener. */

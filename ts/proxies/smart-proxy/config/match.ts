@@ -4,7 +4,8 @@ import { describe, isObject, type Scope } from './check.js';
 import { ipList } from './security.js';
 import type { IDomainMatcher } from './types.js';
 
-export const MATCH_KEYS = ['ports', 'domains', 'clientIp'] as const;
+export const MATCH_KEYS = ['ports', 'domains', 'clientIp', 'transport'] as const;
+const TRANSPORTS = ['tcp', 'udp'] as const;
 const RANGE_KEYS = ['from', 'to'] as const;
 export const MAX_PORT = 65535;
 const DOMAIN_PATTERN = /^(\*|(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*)$/;
@@ -13,6 +14,8 @@ export interface IResolvedMatch {
   ports: number[];
   domains: IDomainMatcher | null;
   clientIp: IpList | null;
+  /** Which listener the route is for: TCP (default) or UDP. */
+  transport: 'tcp' | 'udp';
 }
 
 export function isPort(value: unknown): value is number {
@@ -71,5 +74,6 @@ export function resolveMatch(raw: Record<string, unknown>, field: string, scope:
     ports: expandPorts(raw.ports, `${field}.ports`, scope),
     domains: compileDomains(raw.domains, `${field}.domains`, scope),
     clientIp: ipList(raw.clientIp, `${field}.clientIp`, scope),
+    transport: raw.transport === undefined ? 'tcp' : (scope.oneOf(raw.transport, `${field}.transport`, TRANSPORTS, 'ERR_CONFIG_ROUTE') ?? 'tcp'),
   };
 }

@@ -30,6 +30,8 @@ export const DEFAULTS = Object.freeze({
   flushTimeout: 5_000,
   proxyProtocolMaxPending: 1_000,
   proxyProtocolMaxPendingPerIP: 64,
+  udpSessionTimeout: 60_000,
+  udpMaxSessions: 10_000,
 });
 
 const OPTION_KEYS = [
@@ -37,13 +39,13 @@ const OPTION_KEYS = [
   'maxConnectionsPerIP', 'gracefulShutdownTimeout', 'defaults', 'proxyIPs', 'acceptProxyProtocol', 'trustAllProxyIPs',
   'proxyProtocolTimeout', 'proxyProtocolMaxHeaderSize', 'proxyProtocolRequired', 'sendProxyProtocol', 'proxyProtocolVersion',
   'proxyProtocolTlvs', 'connectTimeout', 'flushTimeout', 'proxyProtocolMaxPending', 'proxyProtocolMaxPendingPerIP',
-  'proxyProtocolRules', 'proxyProtocolVersions',
+  'proxyProtocolRules', 'proxyProtocolVersions', 'udpSessionTimeout', 'udpMaxSessions',
 ] as const;
 const DEFAULTS_KEYS = ['target', 'security'] as const;
 
 // Scalar options by kind: each kind has one check and one wording ("milliseconds", "connections").
-const DURATIONS = ['initialDataTimeout', 'inactivityTimeout', 'maxConnectionLifetime', 'gracefulShutdownTimeout', 'proxyProtocolTimeout', 'connectTimeout', 'flushTimeout'] as const;
-const COUNTS = ['maxConnectionsPerIP', 'proxyProtocolMaxPending', 'proxyProtocolMaxPendingPerIP'] as const;
+const DURATIONS = ['initialDataTimeout', 'inactivityTimeout', 'maxConnectionLifetime', 'gracefulShutdownTimeout', 'proxyProtocolTimeout', 'connectTimeout', 'flushTimeout', 'udpSessionTimeout'] as const;
+const COUNTS = ['maxConnectionsPerIP', 'proxyProtocolMaxPending', 'proxyProtocolMaxPendingPerIP', 'udpMaxSessions'] as const;
 const FLAGS = { enableHalfOpen: false, acceptProxyProtocol: false, proxyProtocolRequired: DEFAULTS.proxyProtocolRequired } as const;
 
 type TScalars = Record<(typeof DURATIONS)[number] | (typeof COUNTS)[number], number> & Record<keyof typeof FLAGS, boolean>;

@@ -6,7 +6,7 @@ import { resolveSecurity, type TDefaultSecurity } from './security.js';
 import { type IGlobalSend, resolveRouteSend } from './sending.js';
 import { type IDefaultTarget, resolveTarget } from './target.js';
 import { resolveTls, type SecureContextCache } from './tls.js';
-import type { IResolvedRoute } from './types.js';
+import type { IResolvedRoute, ISendSettings } from './types.js';
 
 const ROUTE_KEYS = ['name', 'priority', 'match', 'action'] as const;
 const ACTION_KEYS = ['type', 'target', 'tls', 'security', 'sendProxyProtocol'] as const;
@@ -40,6 +40,15 @@ function part(value: unknown, field: string, known: readonly string[], scope: Sc
   return scope.object(value, field, known, 'ERR_CONFIG_ROUTE');
 }
 
+/** What a UDP route cannot have: TLS, SNI domains, and PROXY v1 (it has no datagram form). */
+function checkUdpRoute(action: Record<string, unknown>, hasDomains: boolean, send: ISendSettings | null, base: string, scope: Scope): void {
+  if (action.tls !== undefined) scope.add('ERR_CONFIG_TLS', `${base}.action.tls`, 'a UDP route carries datagrams, not TLS: leave tls out');
+  if (hasDomains) scope.add('ERR_CONFIG_DOMAIN', `${base}.match.domains`, 'a UDP route has no SNI to match: leave domains out');
+  if (send !== null && send.version === 1) {
+    scope.add('ERR_CONFIG_OPTION', `${base}.action.sendProxyProtocol`, 'PROXY v1 has no datagram form: a UDP route sends v2 (sendProxyProtocol: { version: 2 })');
+  }
+}
+
 export function resolveRoute(raw: unknown, index: number, context: IRouteContext, problems: Problems): IResolvedRoute | null {
   const base = `routes[${index}]`;
   if (!isObject(raw)) {
@@ -60,6 +69,8 @@ export function resolveRoute(raw: unknown, index: number, context: IRouteContext
   const target = resolveTarget(action.target, context.target, `${base}.action.target`, scope);
   const tlsPart = resolveTls(action.tls, `${base}.action.tls`, scope, context.contexts);
   const security = resolveSecurity(action.security, context.security, `${base}.action.security`, scope);
+  const send = resolveRouteSend(action.sendProxyProtocol, context.send, `${base}.action.sendProxyProtocol`, scope);
+  if (matched.transport === 'udp') checkUdpRoute(action, matched.domains !== null, send, base, scope);
   return {
     config: raw as unknown as IRouteConfig,
     name,
@@ -69,7 +80,7 @@ export function resolveRoute(raw: unknown, index: number, context: IRouteContext
     ...target,
     ...tlsPart,
     ...security,
-    send: resolveRouteSend(action.sendProxyProtocol, context.send, `${base}.action.sendProxyProtocol`, scope),
+    send,
   };
 }
 

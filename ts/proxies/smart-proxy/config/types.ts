@@ -40,6 +40,8 @@ export interface IResolvedRoute {
   /** Declaration order, the tie-breaker. */
   index: number;
   ports: number[];
+  /** Which listener the route is for: TCP or UDP (`match.transport`, default TCP). */
+  transport: 'tcp' | 'udp';
   /** null: matches with or without SNI. */
   domains: IDomainMatcher | null;
   clientIp: IpList | null;
@@ -84,5 +86,9 @@ export interface IResolvedConfig {
   proxyProtocolMaxPending: number;
   /** The same, per TCP peer address (0: no cap). */
   proxyProtocolMaxPendingPerIP: number;
+  /** A UDP session idle this long is removed (0: never). */
+  udpSessionTimeout: number;
+  /** UDP sessions per listener (0: no cap). */
+  udpMaxSessions: number;
   routes: IResolvedRoute[];
 }

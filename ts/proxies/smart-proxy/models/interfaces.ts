@@ -68,6 +68,10 @@ export interface ISmartProxyOptions {
   proxyProtocolVersion?: 1 | 2;
   /** TLVs of v2 headers sent. Default none. */
   proxyProtocolTlvs?: IProxyProtocolTlvOptions;
+  /** A UDP session (one client flow and its backend socket) idle this long is removed. Default 60000; 0: never. */
+  udpSessionTimeout?: number;
+  /** UDP sessions per listening port; a datagram that would open one more is dropped (ERR_UDP_TOO_MANY_SESSIONS). Default 10000; 0: no cap. */
+  udpMaxSessions?: number;
 }
 
 /** One live connection, as statistics, events and hooks see it. */
@@ -125,6 +129,27 @@ export interface ISmartProxyStatistics {
   bytesToClients: number;
   listeningPorts: number[];
   proxyProtocol: IProxyProtocolStatistics;
+  /** UDP routes (always set by SmartProxy.getStatistics()). */
+  udp?: IUdpStatistics;
+}
+
+/** UDP: datagrams and bytes each way, sessions, and drops by reason. */
+export interface IUdpStatistics {
+  /** Ports with an open UDP socket. */
+  listeningPorts: number[];
+  activeSessions: number;
+  totalSessions: number;
+  /** Datagrams (and their payload bytes) from clients forwarded to backends. */
+  datagramsToBackends: number;
+  bytesToBackends: number;
+  /** Datagrams (and bytes) from backends forwarded to clients. */
+  datagramsToClients: number;
+  bytesToClients: number;
+  /** PROXY v2 headers read from datagrams and believed, and headers sent. */
+  headersReceived: number;
+  headersSent: number;
+  /** Datagrams dropped, by code (ERR_PP_MISSING, ERR_PP_UNTRUSTED_PEER, ERR_UDP_OVERSIZE, ...). */
+  dropped: Record<string, number>;
 }
 
 /** Payload of the `proxy-protocol-error` event. */

@@ -40,6 +40,11 @@ export interface IRouteMatch {
   domains?: string | string[];
   /** Real client addresses (IPs and CIDRs) this route is for. Absent: every client. */
   clientIp?: string[];
+  /**
+   * `tcp` (default) or `udp`: a UDP route gets a UDP socket on its ports and forwards datagrams
+   * per client flow (no TLS, no domains; PROXY headers sent are v2 DGRAM, one per datagram).
+   */
+  transport?: 'tcp' | 'udp';
 }
 
 export interface IRouteTarget {
