@@ -7,16 +7,11 @@ import { before, describe, it } from 'node:test';
 import { TlsParseError } from '../ts/protocols/errors.js';
 import { ClientHelloReader, readClientHello } from '../ts/protocols/tls/client-hello.js';
 import type { ClientHelloResult } from '../ts/protocols/tls/client-hello.js';
+import { codeOf as errorCodeOf } from './helpers/error-code.js';
 import { captureClientHello, reframe } from './helpers/tls.js';
 
 function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof TlsParseError, `threw ${String(err)} instead of a TlsParseError`);
-    return err.code;
-  }
-  return 'no error';
+  return errorCodeOf(fn, TlsParseError);
 }
 
 /** Pushes `input` cut at `cuts` into a fresh reader; the first result that is not incomplete. */

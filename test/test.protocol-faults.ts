@@ -27,6 +27,9 @@ import {
 } from '../ts/protocols/proxy/index.js';
 import type { DecodeResult, IProxyHeader, ITlv } from '../ts/protocols/proxy/index.js';
 import { HAPROXY_CAPTURES, v2 } from './vectors/proxy-protocol.js';
+import { codeOf as errorCodeOf } from './helpers/error-code.js';
+
+const codeOf = (fn: () => unknown): string => errorCodeOf(fn, ProxyProtocolError);
 
 v8.setFlagsFromString('--expose-gc');
 const collectGarbage = vm.runInNewContext('gc') as () => void;
@@ -346,13 +349,3 @@ describe('v1 lines, valid or broken, give one outcome however they are split', (
     );
   });
 });
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ProxyProtocolError, `threw ${String(err)} instead of a ProxyProtocolError`);
-    return err.code;
-  }
-  return 'no error';
-}

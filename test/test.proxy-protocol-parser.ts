@@ -17,7 +17,10 @@ import {
   uniqueIdTlv,
 } from '../ts/index.js';
 import type { DecodeResult, IProxyHeader } from '../ts/index.js';
+import { codeOf as errorCodeOf } from './helpers/error-code.js';
 import { type IExpectedHeader, invalidVectors, notHeaders, v2, validVectors } from './vectors/proxy-protocol.js';
+
+const codeOf = (fn: () => unknown): string => errorCodeOf(fn, ProxyProtocolError);
 
 function describeHeader(header: IProxyHeader, expected: IExpectedHeader): Record<string, unknown> {
   const actual: Record<string, unknown> = {};
@@ -32,15 +35,6 @@ function describeHeader(header: IProxyHeader, expected: IExpectedHeader): Record
   return actual;
 }
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ProxyProtocolError, `threw ${String(err)} instead of a ProxyProtocolError`);
-    return err.code;
-  }
-  return 'no error';
-}
 
 /** Feeds `input` to a fresh decoder in pieces cut at `cuts`; returns the first non-incomplete result. */
 function feed(input: Buffer, cuts: number[]): { result: DecodeResult; decoder: ProxyProtocolDecoder; pushed: number } {
