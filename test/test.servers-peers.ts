@@ -68,30 +68,25 @@ describe('withProxyProtocol behind real peers', () => {
     assert.deepEqual(errors, []);
   });
 
-  it('HAProxy send-proxy-v2 → https.Server: TLS after the header, the original client on req.socket', { skip: skipHaproxy }, async () => {
-    const { port: sp, errors } = await serve(https.createServer({ key: CERT.key, cert: CERT.cert }, answer), { proxyIPs: ['127.0.0.1'] });
-    const hp = await freePort();
-    const haproxy = await haproxyTcp(hp, sp, 'send-proxy-v2');
-    await withPeerLogs([haproxy], async () => {
-      const { reply, localPort } = await curl(`https://localhost:${hp}/`, '127.0.0.42', ['--resolve', `localhost:${hp}:127.0.0.1`]);
-      assert.deepEqual(reply.socket, client('127.0.0.42', localPort, 2));
-      assert.equal(reply.httpVersion, '1.1');
-      assert.deepEqual(errors, []);
+  const TLS = { key: CERT.key, cert: CERT.cert };
+  const tlsServers = [
+    ['https.Server: TLS after the header, the original client on req.socket', () => https.createServer(TLS, answer), '1.1', [], '127.0.0.42'],
+    ['http2.createSecureServer driven by curl --http2: req.socket and the session socket name the client', () => http2.createSecureServer(TLS, answer), '2.0', ['--http2'], '127.0.0.43'],
+  ] as const;
+  for (const [name, create, httpVersion, flags, address] of tlsServers) {
+    it(`HAProxy send-proxy-v2 → ${name}`, { skip: skipHaproxy }, async () => {
+      const { port: sp, errors } = await serve(create(), { proxyIPs: ['127.0.0.1'] });
+      const hp = await freePort();
+      const haproxy = await haproxyTcp(hp, sp, 'send-proxy-v2');
+      await withPeerLogs([haproxy], async () => {
+        const { reply, localPort } = await curl(`https://localhost:${hp}/`, address, [...flags, '--resolve', `localhost:${hp}:127.0.0.1`]);
+        assert.equal(reply.httpVersion, httpVersion);
+        assert.deepEqual(reply.socket, client(address, localPort, 2));
+        if (httpVersion === '2.0') assert.deepEqual(reply.session, client(address, localPort, 2));
+        assert.deepEqual(errors, []);
+      });
     });
-  });
-
-  it('HAProxy send-proxy-v2 → http2.createSecureServer driven by curl --http2: req.socket and the session socket name the client', { skip: skipHaproxy }, async () => {
-    const { port: sp, errors } = await serve(http2.createSecureServer({ key: CERT.key, cert: CERT.cert }, answer), { proxyIPs: ['127.0.0.1'] });
-    const hp = await freePort();
-    const haproxy = await haproxyTcp(hp, sp, 'send-proxy-v2');
-    await withPeerLogs([haproxy], async () => {
-      const { reply, localPort } = await curl(`https://localhost:${hp}/`, '127.0.0.43', ['--http2', '--resolve', `localhost:${hp}:127.0.0.1`]);
-      assert.equal(reply.httpVersion, '2.0');
-      assert.deepEqual(reply.socket, client('127.0.0.43', localPort, 2));
-      assert.deepEqual(reply.session, client('127.0.0.43', localPort, 2));
-      assert.deepEqual(errors, []);
-    });
-  });
+  }
 
   it("HAProxy's check-send-proxy health checks (LOCAL) keep the server UP and see HAProxy's own address", { skip: skipHaproxy }, async () => {
     const checks: IPeerReport[] = [];

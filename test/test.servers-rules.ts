@@ -32,18 +32,10 @@ interface IHarness {
   served: number;
 }
 
-/** A wrapped net.Server that greets first (a server-first protocol), then answers one line. */
-async function lineServer(options: IWithProxyProtocolOptions): Promise<IHarness> {
+/** Wraps the server `create` makes, counting what it serves and the errors it reports. */
+async function harness(options: IWithProxyProtocolOptions, create: (state: IHarness) => net.Server): Promise<IHarness> {
   const state: IHarness = { port: 0, errors: [], served: 0 };
-  const server = withProxyProtocol(
-    net.createServer((socket) => {
-      state.served++;
-      socket.on('error', () => undefined);
-      socket.write(`hello ${JSON.stringify(report(socket))}\n`);
-      void readLine(socket).then((line) => socket.end(`${line}\n`), () => socket.destroy());
-    }),
-    options,
-  );
+  const server = withProxyProtocol(create(state), options);
   server.on('proxyProtocolError', (e: IProxyProtocolServerErrorEvent) => state.errors.push(e));
   const listening = await listen(server);
   onCleanup(() => listening.close());
@@ -51,22 +43,25 @@ async function lineServer(options: IWithProxyProtocolOptions): Promise<IHarness>
   return state;
 }
 
+/** A wrapped net.Server that greets first (a server-first protocol), then answers one line. */
+const lineServer = (options: IWithProxyProtocolOptions) =>
+  harness(options, (state) =>
+    net.createServer((socket) => {
+      state.served++;
+      socket.on('error', () => undefined);
+      socket.write(`hello ${JSON.stringify(report(socket))}\n`);
+      void readLine(socket).then((line) => socket.end(`${line}\n`), () => socket.destroy());
+    }),
+  );
+
 /** A wrapped http.Server answering with what it saw of the socket. */
-async function httpServer(options: IWithProxyProtocolOptions): Promise<IHarness> {
-  const state: IHarness = { port: 0, errors: [], served: 0 };
-  const server = withProxyProtocol(
+const httpServer = (options: IWithProxyProtocolOptions) =>
+  harness(options, (state) =>
     http.createServer((req, res) => {
       state.served++;
       res.end(JSON.stringify({ socket: report(req.socket), echo: req.method } satisfies IReply));
     }),
-    options,
   );
-  server.on('proxyProtocolError', (e: IProxyProtocolServerErrorEvent) => state.errors.push(e));
-  const listening = await listen(server);
-  onCleanup(() => listening.close());
-  state.port = listening.port;
-  return state;
-}
 
 async function exchange(port: number, bytes: Buffer, localAddress?: string, cuts: number[] = []): Promise<{ text: string; localPort: number }> {
   const socket = await connect({ port, localAddress });
