@@ -11,6 +11,6 @@ export { isWrappedSocket, getUnderlyingSocket } from './core/models/socket-types
 export { IpList, normalizeIP } from './core/utils/ip-utils.js';
 export { SmartProxyError, ConfigError, ProxyProtocolError, TlsParseError } from './protocols/errors.js';
 export * from './protocols/proxy/index.js';
-export { readClientHello } from './protocols/tls/client-hello.js';
+export { ClientHelloReader, readClientHello } from './protocols/tls/client-hello.js';
 export type { ClientHelloResult } from './protocols/tls/client-hello.js';
 export * from './servers/index.js';
