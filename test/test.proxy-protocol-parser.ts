@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+// The protocol layer directly: these tests need nothing of the proxy built on it.
+import { ProxyProtocolError } from '../ts/protocols/errors.js';
 import {
   ProxyProtocolDecoder,
-  ProxyProtocolError,
   ProxyProtocolParser,
   alpnTlv,
   authorityTlv,
@@ -15,8 +16,8 @@ import {
   noopTlv,
   sslTlv,
   uniqueIdTlv,
-} from '../ts/index.js';
-import type { DecodeResult, IProxyHeader } from '../ts/index.js';
+} from '../ts/protocols/proxy/index.js';
+import type { DecodeResult, IProxyHeader } from '../ts/protocols/proxy/index.js';
 import { codeOf as errorCodeOf } from './helpers/error-code.js';
 import { type IExpectedHeader, invalidVectors, notHeaders, v2, validVectors } from './vectors/proxy-protocol.js';
 

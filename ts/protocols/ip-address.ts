@@ -189,6 +189,17 @@ export function readIPv4(buf: Uint8Array, offset: number): number {
   return (buf[offset] << 24) | (buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3];
 }
 
+// A byte in hex without leading zeros ("0".."ff") and as two digits ("00".."ff"): a group's text
+// from two lookups, not a number-to-string conversion.
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16));
+const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** The 16-bit group at `at` in lower-case hex without leading zeros (RFC 5952 section 4.1). */
+function hexGroup(buf: Uint8Array, at: number): string {
+  const high = buf[at];
+  return high === 0 ? HEX[buf[at + 1]] : HEX[high] + HEX2[buf[at + 1]];
+}
+
 function isV4Mapped(buf: Uint8Array, offset: number): boolean {
   for (let i = 0; i < 10; i++) if (buf[offset + i] !== 0) return false;
   return buf[offset + 10] === 0xff && buf[offset + 11] === 0xff;
@@ -219,7 +230,7 @@ export function formatIPv6(buf: Uint8Array, offset: number): string {
       g += bestLength - 1;
       continue;
     }
-    text += ((buf[offset + g * 2] << 8) | buf[offset + g * 2 + 1]).toString(16);
+    text += hexGroup(buf, offset + g * 2);
     if (g < IPV6_GROUPS - 1) text += ':';
   }
   return text;
