@@ -179,7 +179,12 @@ export class ClientHelloReader {
       }
       const take = Math.min(this.fragmentLeft, chunk.length - off);
       this.fragmentLeft -= take;
-      if (this.handshakeBytes(chunk, off, off + take)) return parseHello(this.hello as Buffer);
+      if (this.handshakeBytes(chunk, off, off + take)) {
+        // The result is final: the reassembled copy is not needed past this parse.
+        const hello = this.hello as Buffer;
+        this.hello = null;
+        return parseHello(hello);
+      }
       off += take;
     }
     return null;
