@@ -142,8 +142,8 @@ export const SERVER_KINDS: readonly IServerKind[] = [
   },
 ];
 
-/** Listens on loopback; close() also ends what clients left open. */
-export async function listen(server: net.Server): Promise<{ port: number; close(): Promise<void> }> {
+/** Listens on loopback (on `port`, or one the system picks); close() also ends what clients left open. */
+export async function listen(server: net.Server, port = 0): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   server.on('connection', (socket: net.Socket) => {
     sockets.add(socket);
@@ -151,7 +151,7 @@ export async function listen(server: net.Server): Promise<{ port: number; close(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(port, '127.0.0.1', () => resolve());
   });
   return {
     port: (server.address() as net.AddressInfo).port,

@@ -1,6 +1,7 @@
 /**
  * withProxyProtocol(server): a Node server (net, tls, http, https, http2) reads the PROXY header
- * itself, before TLS and before HTTP, with SmartProxy's trust rules and error codes.
+ * itself, before TLS and before HTTP, with SmartProxy's policies (require, use, ignore, reject,
+ * skip by source and local port) and error codes.
  *
  * Every kind of Node server starts a connection by emitting 'connection' with the raw socket; its
  * own TLS, HTTP or HTTP/2 handling is a listener of that event. The wrapper takes over that one
@@ -16,6 +17,8 @@ import { ConfigError, type ProxyProtocolError, type ProxyProtocolErrorCode } fro
 import { ProxyProtocolDecoder, detectSignature } from '../protocols/proxy/parser.js';
 import type { IProxyHeader } from '../protocols/proxy/types.js';
 import { normalizeIP } from '../core/utils/ip-utils.js';
+import { hintPeerName, missingHeaderHint, untrustedHeaderHint } from '../core/utils/proxy-hints.js';
+import { BELIEVING_POLICIES, type ProxyPolicy } from '../core/utils/proxy-policy.js';
 import { resolveServerOptions, type IResolvedServerOptions, type IWithProxyProtocolOptions } from './options.js';
 import { recordHeader, setRealPeer } from './peer.js';
 
@@ -26,8 +29,10 @@ export interface IProxyProtocolServerErrorEvent {
   /** The TCP peer (the proxy, or whoever connected), IPv4-mapped addresses unmapped. */
   peerAddress: string;
   peerPort: number;
-  /** Whether the peer is in `proxyIPs`. */
+  /** Whether the peer's policy believes headers (`require`, `use`: `proxyIPs` or such a rule). */
   trusted: boolean;
+  /** The policy that applied to the peer on this port. */
+  policy: ProxyPolicy;
   /** What to change when the code points at a configuration mismatch. */
   hint?: string;
 }
@@ -59,10 +64,10 @@ interface IWaiting {
   server: IWrappedServer;
   peerAddress: string;
   peerPort: number;
-  trusted: boolean;
-  /** Trusted peer: reads the header. */
+  policy: ProxyPolicy;
+  /** require, use, ignore: reads the header. */
   decoder: ProxyProtocolDecoder | null;
-  /** Untrusted peer: its first bytes while they could still be a signature. */
+  /** reject: its first bytes while they could still be a signature. */
   held: Buffer;
   /** Epoch ms, or 0 for none. */
   deadline: number;
@@ -72,18 +77,18 @@ interface IWaitingSocket extends net.Socket {
   [kWaiting]?: IWaiting;
 }
 
+const DIRECT_REMEDY = 'set required: false (for proxyIPs), or give its address policy "use" in rules, which accepts it without a header.';
+
 const HINTS: Partial<Record<ProxyProtocolErrorCode, string>> = {
-  ERR_PP_UNTRUSTED_PEER: 'if this peer is your proxy, add its address to proxyIPs',
-  ERR_PP_MISSING: 'make the proxy send a header (HAProxy send-proxy, nginx proxy_protocol on, NLB proxy_protocol_v2.enabled) or set required: false',
   ERR_PP_TIMEOUT: 'the trusted peer did not send a whole header within timeout ms: check that it sends PROXY headers to this port',
   ERR_PP_HEADER_TOO_LARGE: 'raise maxHeaderSize (a client certificate TLV alone can be 1-2 KiB)',
 };
 
 // ---- the PROXY stage of one connection --------------------------------------------------------
 
-function startWaiting(server: IWrappedServer, socket: IWaitingSocket): void {
+/** Takes a new connection: hands it on at once (`skip`) or holds it for its PROXY stage. */
+function accept(server: IWrappedServer, socket: IWaitingSocket): void {
   const state = server[kServer];
-  const { options } = state;
   const peer = socket.remoteAddress;
   if (peer === undefined && socket instanceof net.Socket && typeof server.address() !== 'string') {
     // A TCP peer that has no address any more reset the connection before it was accepted
@@ -92,14 +97,21 @@ function startWaiting(server: IWrappedServer, socket: IWaitingSocket): void {
     return;
   }
   const peerAddress = peer === undefined ? '' : normalizeIP(peer);
-  // A peer without an IP (a UNIX socket, a stream handed in by hand) is never trusted.
-  const trusted = peer !== undefined && options.proxyIPs.has(peerAddress);
+  // A peer without an IP (a UNIX socket, a stream handed in by hand) is never trusted: `reject`.
+  const policy = peer === undefined ? 'reject' : state.options.policies.policyFor(peerAddress, socket.localPort ?? 0);
+  if (policy === 'skip') state.emit.call(server, 'connection', socket);
+  else startWaiting(server, socket, peerAddress, policy);
+}
+
+function startWaiting(server: IWrappedServer, socket: IWaitingSocket, peerAddress: string, policy: ProxyPolicy): void {
+  const state = server[kServer];
+  const { options } = state;
   socket[kWaiting] = {
     server,
     peerAddress,
     peerPort: socket.remotePort ?? 0,
-    trusted,
-    decoder: trusted ? new ProxyProtocolDecoder({ maxHeaderSize: options.maxHeaderSize }) : null,
+    policy,
+    decoder: policy === 'reject' ? null : new ProxyProtocolDecoder({ maxHeaderSize: options.maxHeaderSize }),
     held: EMPTY,
     deadline: options.timeout > 0 ? Date.now() + options.timeout : 0,
   };
@@ -137,7 +149,7 @@ function handOver(socket: IWaitingSocket, waiting: IWaiting, rest: Buffer): void
   waiting.server[kServer].emit.call(waiting.server, 'connection', socket);
 }
 
-function refuse(socket: IWaitingSocket, waiting: IWaiting, code: ProxyProtocolErrorCode, message: string): void {
+function refuse(socket: IWaitingSocket, waiting: IWaiting, code: ProxyProtocolErrorCode, message: string, hint = HINTS[code]): void {
   stopWaiting(socket, waiting);
   socket.destroy();
   const event: IProxyProtocolServerErrorEvent = {
@@ -145,9 +157,9 @@ function refuse(socket: IWaitingSocket, waiting: IWaiting, code: ProxyProtocolEr
     message,
     peerAddress: waiting.peerAddress,
     peerPort: waiting.peerPort,
-    trusted: waiting.trusted,
+    trusted: BELIEVING_POLICIES.has(waiting.policy),
+    policy: waiting.policy,
   };
-  const hint = HINTS[code];
   if (hint !== undefined) event.hint = hint;
   waiting.server.emit('proxyProtocolError', event);
 }
@@ -161,8 +173,24 @@ function believe(socket: IWaitingSocket, header: IProxyHeader): void {
   }
 }
 
-/** Trusted peer: exactly one header, within the size bound. */
-function trustedData(socket: IWaitingSocket, waiting: IWaiting, chunk: Buffer): void {
+function refuseMissing(socket: IWaitingSocket, waiting: IWaiting, firstBytes: Buffer): void {
+  const hint = missingHeaderHint(hintPeerName(waiting.peerAddress, socket.remoteAddress), firstBytes, DIRECT_REMEDY);
+  refuse(socket, waiting, 'ERR_PP_MISSING', `peer ${waiting.peerAddress} sent no PROXY header`, hint);
+}
+
+/** A whole header, taken as the policy says; false when its version is not accepted. */
+function takeHeader(socket: IWaitingSocket, waiting: IWaiting, header: IProxyHeader): boolean {
+  if (!waiting.server[kServer].options.versions.has(header.version)) {
+    refuse(socket, waiting, 'ERR_PP_VERSION_NOT_ALLOWED', `a v${header.version} PROXY header arrived but versions does not include ${header.version}`);
+    return false;
+  }
+  // `ignore`: the header is removed and the peer stays the client.
+  if (waiting.policy !== 'ignore') believe(socket, header);
+  return true;
+}
+
+/** require, use, ignore: at most one header, within the size bound. */
+function headerData(socket: IWaitingSocket, waiting: IWaiting, chunk: Buffer): void {
   const decoder = waiting.decoder as ProxyProtocolDecoder;
   let result;
   try {
@@ -173,16 +201,14 @@ function trustedData(socket: IWaitingSocket, waiting: IWaiting, chunk: Buffer): 
     return;
   }
   if (result.status === 'incomplete') return;
-  if (result.status === 'complete') believe(socket, result.header);
-  else if (waiting.server[kServer].options.required) {
-    refuse(socket, waiting, 'ERR_PP_MISSING', `trusted peer ${waiting.peerAddress} sent no PROXY header`);
-    return;
-  }
+  if (result.status === 'none') {
+    if (waiting.policy === 'require') return refuseMissing(socket, waiting, decoder.remaining);
+  } else if (!takeHeader(socket, waiting, result.header)) return;
   handOver(socket, waiting, decoder.remaining);
 }
 
-/** Untrusted peer: its bytes are a direct client's unless they open with a PROXY signature. */
-function untrustedData(socket: IWaitingSocket, waiting: IWaiting, chunk: Buffer): void {
+/** reject: its bytes are a direct client's unless they open with a PROXY signature (spoofing). */
+function signatureData(socket: IWaitingSocket, waiting: IWaiting, chunk: Buffer): void {
   const head = waiting.held.length === 0 ? chunk : Buffer.concat([waiting.held, chunk]);
   const match = detectSignature(head);
   if (match === 'incomplete') {
@@ -190,14 +216,17 @@ function untrustedData(socket: IWaitingSocket, waiting: IWaiting, chunk: Buffer)
     return;
   }
   if (match === 'none') handOver(socket, waiting, head);
-  else refuse(socket, waiting, 'ERR_PP_UNTRUSTED_PEER', `PROXY ${match} header from untrusted peer ${waiting.peerAddress}`);
+  else {
+    const hint = untrustedHeaderHint(hintPeerName(waiting.peerAddress, socket.remoteAddress), waiting.policy, 'rules');
+    refuse(socket, waiting, 'ERR_PP_UNTRUSTED_PEER', `PROXY ${match} header from untrusted peer ${waiting.peerAddress}`, hint);
+  }
 }
 
 function onWaitingData(this: IWaitingSocket, chunk: Buffer): void {
   const waiting = this[kWaiting];
   if (waiting === undefined) return;
-  if (waiting.trusted) trustedData(this, waiting, chunk);
-  else untrustedData(this, waiting, chunk);
+  if (waiting.decoder !== null) headerData(this, waiting, chunk);
+  else signatureData(this, waiting, chunk);
 }
 
 /**
@@ -208,11 +237,10 @@ function onWaitingData(this: IWaitingSocket, chunk: Buffer): void {
 function onWaitingEnd(this: IWaitingSocket): void {
   const waiting = this[kWaiting];
   if (waiting === undefined) return;
-  const heldBytes = waiting.trusted ? (waiting.decoder as ProxyProtocolDecoder).bufferedLength : waiting.held.length;
+  const heldBytes = waiting.decoder !== null ? waiting.decoder.bufferedLength : waiting.held.length;
   if (heldBytes > 0) refuse(this, waiting, 'ERR_PP_INCOMPLETE', `connection ended inside a PROXY header (${heldBytes} bytes)`);
-  else if (waiting.trusted && waiting.server[kServer].options.required) {
-    refuse(this, waiting, 'ERR_PP_MISSING', `trusted peer ${waiting.peerAddress} sent no PROXY header`);
-  } else {
+  else if (waiting.policy === 'require') refuseMissing(this, waiting, EMPTY);
+  else {
     stopWaiting(this, waiting);
     this.destroy();
   }
@@ -227,13 +255,13 @@ function onWaitingClose(this: IWaitingSocket): void {
   if (waiting !== undefined) stopWaiting(this, waiting);
 }
 
-/** The header deadline passed: a trusted peer failed; an untrusted one is a slow direct client. */
+/** The header deadline passed: `require` failed; a silent `use`/`ignore` or any `reject` peer is a direct client. */
 function deadlinePassed(socket: IWaitingSocket, waiting: IWaiting): void {
   const { options } = waiting.server[kServer];
   // Destroyed since the last sweep ('close' is still to come): nothing to decide.
   if (socket.destroyed) stopWaiting(socket, waiting);
-  else if (!waiting.trusted) handOver(socket, waiting, waiting.held);
-  else if (!options.required && socket.bytesRead === 0) handOver(socket, waiting, EMPTY);
+  else if (waiting.decoder === null) handOver(socket, waiting, waiting.held);
+  else if (waiting.policy !== 'require' && socket.bytesRead === 0) handOver(socket, waiting, EMPTY);
   else refuse(socket, waiting, 'ERR_PP_TIMEOUT', `no complete PROXY header within ${options.timeout} ms`);
 }
 
@@ -251,7 +279,7 @@ function sweep(state: IServerState): void {
 function interceptEmit(this: IWrappedServer, event: string | symbol, socket?: unknown): boolean {
   const state = this[kServer];
   if (event !== 'connection') return state.emit.apply(this, arguments as unknown as [string | symbol, ...unknown[]]);
-  startWaiting(this, socket as IWaitingSocket);
+  accept(this, socket as IWaitingSocket);
   return true;
 }
 
@@ -263,10 +291,12 @@ function stopSweep(this: IWrappedServer): void {
 
 /**
  * Makes `server` read a PROXY header (v1 or v2) at the start of every connection, before TLS and
- * HTTP. From a peer in `proxyIPs` the header names the client: `remoteAddress`, `remotePort` and
- * `remoteFamily` of the sockets the application sees report it, and getProxyHeader(socket) returns
- * the header. A header from any other peer is spoofing: the connection is closed and the server
- * emits 'proxyProtocolError'. Returns the same server.
+ * HTTP, as the policy for the peer and local port says. From a peer in `proxyIPs` (or a `require`
+ * or `use` rule) the header names the client: `remoteAddress`, `remotePort` and `remoteFamily` of
+ * the sockets the application sees report it, and getProxyHeader(socket) returns the header.
+ * `ignore` removes a header without believing it; `skip` reads nothing. A header from any other
+ * peer (`reject`) is spoofing: the connection is closed and the server emits 'proxyProtocolError'.
+ * Returns the same server.
  */
 export function withProxyProtocol<T extends net.Server>(server: T, options: IWithProxyProtocolOptions): T {
   if (!(server instanceof net.Server)) throw new ConfigError('ERR_CONFIG_OPTION', 'server', 'must be a net, tls, http, https or http2 server');
