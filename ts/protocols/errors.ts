@@ -52,7 +52,8 @@ export type ConfigErrorCode =
   | 'ERR_CONFIG_CIDR'
   | 'ERR_CONFIG_TLS'
   | 'ERR_CONFIG_TRUST_ALL'
-  | 'ERR_CONFIG_FILE';
+  | 'ERR_CONFIG_FILE'
+  | 'ERR_CONFIG_HTTP';
 
 /**
  * Why a UDP datagram was dropped (besides the PROXY and security codes it shares with TCP):
@@ -60,9 +61,20 @@ export type ConfigErrorCode =
  */
 export type UdpDropCode = 'ERR_UDP_OVERSIZE' | 'ERR_UDP_TOO_MANY_SESSIONS' | 'ERR_UDP_BACKEND';
 
+/** An HTTP route's answers of its own (400, 403, 404, 408, 421, 431, 502, 503, 504) and its idle close. */
+export type HttpErrorCode =
+  | 'ERR_HTTP_BAD_REQUEST'
+  | 'ERR_HTTP_HEADERS_TOO_LARGE'
+  | 'ERR_HTTP_HEADERS_TIMEOUT'
+  | 'ERR_HTTP_IDLE_TIMEOUT'
+  | 'ERR_HTTP_NO_ROUTE'
+  | 'ERR_HTTP_MISDIRECTED'
+  | 'ERR_HTTP_BACKEND_TIMEOUT';
+
 /** Why a connection was refused or failed before or while it was forwarded. */
 export type ConnectionErrorCode =
   | ProxyProtocolErrorCode
+  | HttpErrorCode
   | UdpDropCode
   | TlsParseErrorCode
   | 'ERR_LIMIT_PER_IP'

@@ -4,3 +4,4 @@
  */
 export { collectConfigErrors, DEFAULTS, resolveConfig, resolveRoutesOrThrow } from './config/options.js';
 export type { IBackendTls, IDomainMatcher, IResolvedConfig, IResolvedRoute, ISendSettings } from './config/types.js';
+export type { IResolvedHttp } from './config/http.js';

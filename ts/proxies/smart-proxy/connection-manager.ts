@@ -17,6 +17,7 @@ import type { IProxyHeader } from '../../protocols/proxy/types.js';
 import type { IResolvedConfig, IResolvedRoute } from './config.js';
 import type { IConnectionRecord, IProxyProtocolStatistics, ISmartProxyStatistics } from './models/interfaces.js';
 import type { RouteManager } from './route-manager.js';
+import { HttpState } from './stages/http/state.js';
 
 /**
  * Where a connection is. Each waiting stage lives in its own module under `stages/`; the
@@ -31,6 +32,7 @@ export type StageName =
   | 'routing'
   | 'tls-handshake'
   | 'connecting'
+  | 'http'
   | 'forwarding'
   | 'closing'
   | 'closed';
@@ -85,6 +87,8 @@ export class Connection implements IConnectionRecord {
   helloReader: ClientHelloReader | null = null;
   pending: Buffer | null = null;
   negotiatedAlpn: string | undefined = undefined;
+  /** HTTP requests this connection carried (HTTP routes). */
+  requests = 0;
   /** Client bytes in + out at the last sweep, and (monotonic) when that number last changed. */
   lastTraffic = 0;
   lastActive: number;
@@ -185,6 +189,8 @@ export class ConnectionManager {
   private bytesFromClients = 0;
   private bytesToClients = 0;
   private readonly proxyStats = emptyProxyStats();
+  /** HTTP routes: backend pools, requests in flight, counters (stages/http). */
+  readonly http = new HttpState();
   private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -359,6 +365,7 @@ export class ConnectionManager {
 
   closeAll(reason: CloseReason): void {
     for (const conn of [...this.connections]) this.close(conn, reason);
+    this.http.close();
   }
 
   statistics(listeningPorts: number[]): ISmartProxyStatistics {
@@ -379,6 +386,7 @@ export class ConnectionManager {
         byVersion: { ...this.proxyStats.byVersion },
         spoofing: rejected.ERR_PP_UNTRUSTED_PEER ?? 0, timeouts: rejected.ERR_PP_TIMEOUT ?? 0,
       },
+      http: this.http.snapshot(),
     };
   }
 }

@@ -23,6 +23,7 @@ import { admissionStage } from './stages/admission.js';
 import { clientHelloStage } from './stages/client-hello.js';
 import { EMPTY, proxyError, reject, tag } from './stages/common.js';
 import { connectingStage } from './stages/connect.js';
+import { httpStage } from './stages/http/stage.js';
 import { closingStage, forwardingStage, onClientClose, onClientEnd, onClientError } from './stages/forward.js';
 import { proxyHeaderStage } from './stages/proxy-header.js';
 import { routingStage, startAction } from './stages/routing.js';
@@ -38,6 +39,7 @@ const STAGES: StageTable = {
   routing: routingStage,
   'tls-handshake': tlsHandshakeStage,
   connecting: connectingStage,
+  http: httpStage,
   forwarding: forwardingStage,
   closing: closingStage,
 };

@@ -11,6 +11,11 @@ export function domainMatches(matcher: IDomainMatcher | null, serverName: string
   return false;
 }
 
+/** A plain-HTTP route matches its domains against each request's Host (HTTP stage), not against SNI. */
+function hostRouted(route: IResolvedRoute): boolean {
+  return route.http !== null && route.tlsMode === 'none';
+}
+
 export class RouteManager {
   private readonly byPort = new Map<number, IResolvedRoute[]>();
   private readonly sniPorts = new Set<number>();
@@ -24,7 +29,7 @@ export class RouteManager {
         let list = table.get(port);
         if (list === undefined) table.set(port, (list = []));
         list.push(route);
-        if (route.domains !== null && !route.domains.any) this.sniPorts.add(port);
+        if (route.domains !== null && !route.domains.any && !hostRouted(route)) this.sniPorts.add(port);
       }
     }
     for (const table of [this.byPort, this.udpByPort]) {
@@ -60,7 +65,7 @@ export class RouteManager {
     const list = this.byPort.get(port);
     if (list === undefined) return undefined;
     for (const route of list) {
-      if (!domainMatches(route.domains, serverName)) continue;
+      if (!hostRouted(route) && !domainMatches(route.domains, serverName)) continue;
       if (route.clientIp !== null && !route.clientIp.has(clientIP)) continue;
       return route;
     }

@@ -1,16 +1,17 @@
 /** `match`: listening ports, SNI domains and real client addresses. */
 import type { IpList } from '../../../core/utils/ip-utils.js';
 import { describe, isObject, type Scope } from './check.js';
+import { type IResolvedHttpMatch, resolveHttpMatch } from './http.js';
 import { ipList } from './security.js';
 import type { IDomainMatcher } from './types.js';
 
-export const MATCH_KEYS = ['ports', 'domains', 'clientIp', 'transport'] as const;
+export const MATCH_KEYS = ['ports', 'domains', 'clientIp', 'transport', 'path', 'headers'] as const;
 const TRANSPORTS = ['tcp', 'udp'] as const;
 const RANGE_KEYS = ['from', 'to'] as const;
 export const MAX_PORT = 65535;
 const DOMAIN_PATTERN = /^(\*|(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*)$/;
 
-export interface IResolvedMatch {
+export interface IResolvedMatch extends IResolvedHttpMatch {
   ports: number[];
   domains: IDomainMatcher | null;
   clientIp: IpList | null;
@@ -75,5 +76,6 @@ export function resolveMatch(raw: Record<string, unknown>, field: string, scope:
     domains: compileDomains(raw.domains, `${field}.domains`, scope),
     clientIp: ipList(raw.clientIp, `${field}.clientIp`, scope),
     transport: raw.transport === undefined ? 'tcp' : (scope.oneOf(raw.transport, `${field}.transport`, TRANSPORTS, 'ERR_CONFIG_ROUTE') ?? 'tcp'),
+    ...resolveHttpMatch(raw, field, scope),
   };
 }

@@ -1,6 +1,7 @@
 /** One route, resolved part by part: match, target, TLS, security, sending. */
 import type { IRouteConfig } from '../models/route-types.js';
 import { describe, isObject, type Problems, Scope } from './check.js';
+import { httpAlpn, resolveHttp } from './http.js';
 import { MATCH_KEYS, resolveMatch } from './match.js';
 import { resolveSecurity, type TDefaultSecurity } from './security.js';
 import { type IGlobalSend, resolveRouteSend } from './sending.js';
@@ -9,7 +10,7 @@ import { resolveTls, type SecureContextCache } from './tls.js';
 import type { IResolvedRoute, ISendSettings } from './types.js';
 
 const ROUTE_KEYS = ['name', 'priority', 'match', 'action'] as const;
-const ACTION_KEYS = ['type', 'target', 'tls', 'security', 'sendProxyProtocol'] as const;
+const ACTION_KEYS = ['type', 'target', 'tls', 'security', 'sendProxyProtocol', 'http'] as const;
 const ACTION_TYPES = ['forward'] as const;
 
 /** What every route of one resolution shares: the options' defaults and sending, contexts built so far, names taken. */
@@ -70,6 +71,7 @@ export function resolveRoute(raw: unknown, index: number, context: IRouteContext
   const tlsPart = resolveTls(action.tls, `${base}.action.tls`, scope, context.contexts);
   const security = resolveSecurity(action.security, context.security, `${base}.action.security`, scope);
   const send = resolveRouteSend(action.sendProxyProtocol, context.send, `${base}.action.sendProxyProtocol`, scope);
+  const http = resolveHttp(action.http, matched, tlsPart.tlsMode, `${base}.action.http`, scope);
   if (matched.transport === 'udp') checkUdpRoute(action, matched.domains !== null, send, base, scope);
   return {
     config: raw as unknown as IRouteConfig,
@@ -79,7 +81,9 @@ export function resolveRoute(raw: unknown, index: number, context: IRouteContext
     ...matched,
     ...target,
     ...tlsPart,
+    alpnProtocols: httpAlpn(http, tlsPart.tlsMode, tlsPart.alpnProtocols),
     ...security,
+    http,
     send,
   };
 }

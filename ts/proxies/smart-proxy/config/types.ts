@@ -3,6 +3,7 @@ import type tls from 'node:tls';
 import type { IpList } from '../../../core/utils/ip-utils.js';
 import type { ProxyPolicyTable } from '../../../core/utils/proxy-policy.js';
 import type { IProxyProtocolTlvOptions, IRouteConfig, TClientCertificate, TTlsMode } from '../models/route-types.js';
+import type { IPathMatcher, IResolvedHttp } from './http.js';
 
 /** How a route sends PROXY headers, after global options and route override are combined. */
 export interface ISendSettings {
@@ -45,6 +46,9 @@ export interface IResolvedRoute {
   /** null: matches with or without SNI. */
   domains: IDomainMatcher | null;
   clientIp: IpList | null;
+  /** HTTP routes: request path and headers to match (null: any). */
+  path: IPathMatcher | null;
+  headers: Array<[string, string]> | null;
   allowList: IpList | null;
   blockList: IpList | null;
   maxConnections: number;
@@ -58,6 +62,8 @@ export interface IResolvedRoute {
   clientCertificate: TClientCertificate | null;
   backendTls: IBackendTls;
   send: ISendSettings | null;
+  /** Set when the route is HTTP-aware: its connections go to the HTTP stage. */
+  http: IResolvedHttp | null;
 }
 
 export interface IResolvedConfig {

@@ -94,6 +94,8 @@ export interface IConnectionRecord {
   readonly closeReason: string | undefined;
   readonly bytesFromClient: number;
   readonly bytesToClient: number;
+  /** HTTP requests this connection carried (HTTP routes; 0 otherwise). */
+  readonly requests: number;
 }
 
 export interface IProxyProtocolStatistics {
@@ -131,7 +133,35 @@ export interface ISmartProxyStatistics {
   proxyProtocol: IProxyProtocolStatistics;
   /** UDP routes (always set by SmartProxy.getStatistics()). */
   udp?: IUdpStatistics;
+  /** HTTP routes. */
+  http: IHttpStatistics;
 }
+
+/** HTTP routes: requests, upgrades, HTTP/2 sessions, statuses by route, and the proxy's own answers by code. */
+export interface IHttpStatistics {
+  requests: number;
+  /** Requests that became tunnels (WebSocket and other upgrades). */
+  upgrades: number;
+  h2Sessions: number;
+  /** Per route name ("" before a route was chosen): responses by status class. */
+  byRoute: Record<string, Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
+  /** Answers the proxy made itself (404, 421, 502, ...) by code. */
+  answered: Record<string, number>;
+}
+
+/** Payload of the `http-error` event: an answer the proxy made itself instead of a backend. */
+export interface IHttpErrorEvent {
+  code: string;
+  status: number;
+  message: string;
+  clientIP: string;
+  localPort: number;
+  /** The request's route, when one was chosen. */
+  route: string | undefined;
+  method: string | undefined;
+  url: string | undefined;
+}
+
 
 /** UDP: datagrams and bytes each way, sessions, and drops by reason. */
 export interface IUdpStatistics {

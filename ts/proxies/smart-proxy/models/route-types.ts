@@ -45,6 +45,10 @@ export interface IRouteMatch {
    * per client flow (no TLS, no domains; PROXY headers sent are v2 DGRAM, one per datagram).
    */
   transport?: 'tcp' | 'udp';
+  /** HTTP routes: the request path, exact (`/health`) or a prefix (`/api/*`: `/api` and below). Makes the route HTTP-aware. */
+  path?: string;
+  /** HTTP routes: headers the request must carry, `{ name: value }`, values exact. Makes the route HTTP-aware. */
+  headers?: Record<string, string>;
 }
 
 export interface IRouteTarget {
@@ -95,6 +99,31 @@ export interface IRouteSecurity {
   maxConnections?: number;
 }
 
+/** Which headers tell an HTTP backend the real client. */
+export type TForwardedHeaders = 'x-forwarded' | 'forwarded' | 'both' | 'none';
+
+/** HTTP at the end of the chain (`action.http`, `{}` allowed): requests are routed and proxied one by one. */
+export interface IRouteHttp {
+  /**
+   * `x-forwarded` (default): X-Forwarded-For, -Proto, -Host, -Port and X-Real-IP. `forwarded`:
+   * RFC 7239 Forwarded. `both`, or `none`. Incoming ones are kept (and appended to) only from
+   * trusted TCP peers (`proxyIPs`, `trustForwardedFrom`); from anybody else they are removed.
+   */
+  forwardedHeaders?: TForwardedHeaders;
+  /** TCP peers (IPs/CIDRs), besides `proxyIPs`, whose forwarded headers are kept. */
+  trustForwardedFrom?: string[];
+  /** Offer HTTP/2 to TLS clients (ALPN `h2`, `http/1.1`) when TLS ends here. Default true. */
+  h2?: boolean;
+  /** Largest request head (request line and headers), bytes; larger gets 431. Default 16384. */
+  maxHeaderSize?: number;
+  /** A request head must be complete this long after the connection became ready for it; else 408. Default 30000. */
+  headersTimeout?: number;
+  /** An idle keep-alive connection is closed after this long. Default 60000. */
+  keepAliveTimeout?: number;
+  /** A backend silent this long: 504 (or the response is cut when it had started). Default 60000. */
+  backendTimeout?: number;
+}
+
 /** Per-route PROXY header sending: `true` uses the global version and TLVs. */
 export type TSendProxyProtocol = boolean | { version?: 1 | 2; tlvs?: IProxyProtocolTlvOptions };
 
@@ -106,6 +135,8 @@ export interface IRouteAction {
   security?: IRouteSecurity;
   /** Overrides the global `sendProxyProtocol` for this route. */
   sendProxyProtocol?: TSendProxyProtocol;
+  /** Makes the route an HTTP reverse proxy (see IRouteHttp); `maxConnections` then limits its requests in flight. */
+  http?: IRouteHttp;
 }
 
 export interface IRouteConfig {

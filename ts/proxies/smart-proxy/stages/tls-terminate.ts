@@ -52,7 +52,7 @@ function onSecure(this: ITaggedSocket & tls.TLSSocket): void {
     if (typeof servername === 'string' && servername.length > 0) conn.serverName = servername;
   }
   this.pause();
-  conn.manager.advance(conn, 'connecting', EMPTY);
+  conn.manager.advance(conn, conn.route?.http ? 'http' : 'connecting', EMPTY);
 }
 
 export const tlsHandshakeStage: IStage = {
