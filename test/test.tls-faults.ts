@@ -54,13 +54,29 @@ async function trackedBackend() {
   return Object.assign(backend, { state });
 }
 
+/** A terminating proxy in front of `backendPort`, with the close reasons it reports. */
+async function terminatingProxy(backendPort: number): Promise<{ port: number; reasons: string[] }> {
+  const port = await freePort();
+  const proxy = await started({ routes: [terminating(port, backendPort)] });
+  const reasons: string[] = [];
+  proxy.on('connection-close', (c: { closeReason: string }) => reasons.push(c.closeReason));
+  return { port, reasons };
+}
+
+/** A TLS client whose TCP socket (`raw`) the test can write garbage to or reset. */
+async function rawTlsClient(port: number): Promise<{ raw: net.Socket; client: tls.TLSSocket }> {
+  const raw = net.connect({ port, host: '127.0.0.1' });
+  raw.on('error', () => undefined);
+  const client = tls.connect({ socket: raw, servername: 'proxy.test', rejectUnauthorized: false });
+  client.on('error', () => undefined);
+  await new Promise((r) => client.once('secureConnect', r));
+  return { raw, client };
+}
+
 describe('TLS errors after the handshake close both sides with a code', () => {
   it('a TLS 1.2 client that renegotiates is closed with ERR_TLS_CLIENT at the first attempt, and the backend with it', async () => {
     const backend = await trackedBackend();
-    const port = await freePort();
-    const proxy = await started({ routes: [terminating(port, backend.port)] });
-    const reasons: string[] = [];
-    proxy.on('connection-close', (c: { closeReason: string }) => reasons.push(c.closeReason));
+    const { port, reasons } = await terminatingProxy(backend.port);
     const client = await tlsClient(port, { maxVersion: 'TLSv1.2' });
     client.on('error', () => undefined);
     client.write('ping\n');
@@ -73,15 +89,8 @@ describe('TLS errors after the handshake close both sides with a code', () => {
 
   it('garbage after the handshake closes the client and the backend at once with ERR_TLS_CLIENT', async () => {
     const backend = await trackedBackend();
-    const port = await freePort();
-    const proxy = await started({ routes: [terminating(port, backend.port)] });
-    const reasons: string[] = [];
-    proxy.on('connection-close', (c: { closeReason: string }) => reasons.push(c.closeReason));
-    const raw = net.connect({ port, host: '127.0.0.1' });
-    raw.on('error', () => undefined);
-    const client = tls.connect({ socket: raw, servername: 'proxy.test', rejectUnauthorized: false });
-    client.on('error', () => undefined);
-    await new Promise((r) => client.once('secureConnect', r));
+    const { port, reasons } = await terminatingProxy(backend.port);
+    const { raw, client } = await rawTlsClient(port);
     client.write('ping\n');
     assert.equal(await readLine(client), 'ping');
     raw.write(Buffer.from('this is not a TLS record, it is garbage\r\n'));
@@ -94,15 +103,8 @@ describe('a reset behind backpressure is noticed under TLS too', () => {
   it('a TLS client that resets while the backend is not reading frees its connection', async () => {
     const backend = await startServer((s) => s.pause());
     onCleanup(() => backend.close());
-    const port = await freePort();
-    const proxy = await started({ routes: [terminating(port, backend.port)] });
-    const reasons: string[] = [];
-    proxy.on('connection-close', (c: { closeReason: string }) => reasons.push(c.closeReason));
-    const raw = net.connect({ port, host: '127.0.0.1' });
-    raw.on('error', () => undefined);
-    const client = tls.connect({ socket: raw, servername: 'proxy.test', rejectUnauthorized: false });
-    client.on('error', () => undefined);
-    await new Promise((r) => client.once('secureConnect', r));
+    const { port, reasons } = await terminatingProxy(backend.port);
+    const { raw, client } = await rawTlsClient(port);
     for (let i = 0; i < 16; i++) client.write(Buffer.alloc(1 << 20));
     await new Promise((r) => setTimeout(r, 300));
     raw.resetAndDestroy();

@@ -3,68 +3,12 @@
  * loopback high ports, foreground processes started and stopped by PID, no chroot, no service.
  * A missing binary skips locally and fails under CI=true.
  */
-import { execFile, spawn } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { findBinary } from './peers.js';
+import { findBinary, type IPeer, startPeer } from './peers.js';
 
-/** The `skip` option for a test needing `binaries` (unbound, dnsdist, dig). */
-export function skipUnlessDns(...binaries: string[]): false | string {
-  const missing = binaries.filter((b) => findBinary(b) === null);
-  if (missing.length === 0) return false;
-  const reason = `needs ${missing.join(', ')} (apt-get install unbound dnsdist bind9-dnsutils)`;
-  if (process.env.CI === 'true') throw new Error(`CI=true and ${reason}`);
-  return reason;
-}
-
-export interface IDnsPeer {
-  pid: number;
-  logs(): string;
-  stop(): Promise<void>;
-}
-
-function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-async function spawnPeer(binary: string, args: (dir: string) => string[], file: string, config: string, port: number): Promise<IDnsPeer> {
-  const exe = findBinary(binary);
-  if (exe === null) throw new Error(`${binary} not found`);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `smartproxy-${binary}-`));
-  fs.writeFileSync(path.join(dir, file), config.replaceAll('$DIR', dir));
-  let output = '';
-  const child = spawn(exe, args(dir), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.on('data', (d) => (output += d));
-  child.stderr?.on('data', (d) => (output += d));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
-      await exited;
-      clearTimeout(timer);
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  const started = Date.now();
-  while (!(await tcpOpen(port))) {
-    if (child.exitCode !== null || Date.now() - started > 5000) {
-      await stop();
-      throw new Error(`${binary} did not listen on ${port}:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return { pid: child.pid as number, logs: () => output, stop };
-}
+export { skipUnless as skipUnlessDns } from './peers.js';
+export type { IPeer as IDnsPeer } from './peers.js';
 
 /** The name every Unbound answers locally, and its address. */
 export const DNS_NAME = 'echo.smartproxy.test';
@@ -76,7 +20,7 @@ export const DNS_ANSWER = '192.0.2.53';
  * except 127.0.0.1, where SmartProxy's datagrams come from (Unbound applies access-control to the
  * proxy itself too).
  */
-export function startUnbound(port: number, allow: string): Promise<IDnsPeer> {
+export function startUnbound(port: number, allow: string): Promise<IPeer> {
   const config = `server:
   interface: 127.0.0.1@${port}
   proxy-protocol-port: ${port}
@@ -101,13 +45,13 @@ export function startUnbound(port: number, allow: string): Promise<IDnsPeer> {
 remote-control:
   control-enable: no
 `;
-  return spawnPeer('unbound', (dir) => ['-d', '-c', path.join(dir, 'unbound.conf')], 'unbound.conf', config, port);
+  return startPeer('unbound', 'unbound', (dir) => ['-d', '-c', path.join(dir, 'unbound.conf')], { 'unbound.conf': config }, [port]);
 }
 
 /** dnsdist in the foreground on 127.0.0.1:`port` with `lua` (after setLocal). */
-export function startDnsdist(port: number, lua: string): Promise<IDnsPeer> {
+export function startDnsdist(port: number, lua: string): Promise<IPeer> {
   const config = `setLocal("127.0.0.1:${port}")\nsetSecurityPollSuffix("")\n${lua}\n`;
-  return spawnPeer('dnsdist', (dir) => ['--supervised', '--disable-syslog', '-C', path.join(dir, 'dnsdist.conf')], 'dnsdist.conf', config, port);
+  return startPeer('dnsdist', 'dnsdist', (dir) => ['--supervised', '--disable-syslog', '-C', path.join(dir, 'dnsdist.conf')], { 'dnsdist.conf': config }, [port]);
 }
 
 export interface IDigResult {

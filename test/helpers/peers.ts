@@ -31,7 +31,7 @@ export function findBinary(name: string): string | null {
 export function skipUnless(...binaries: string[]): false | string {
   const missing = binaries.filter((b) => findBinary(b) === null);
   if (missing.length === 0) return false;
-  const reason = `needs ${missing.join(', ')} (apt-get install haproxy nginx libnginx-mod-stream curl)`;
+  const reason = `needs ${missing.join(', ')} (apt-get install haproxy nginx libnginx-mod-stream curl unbound dnsdist bind9-dnsutils)`;
   if (process.env.CI === 'true') throw new Error(`CI=true and ${reason}`);
   return reason;
 }
@@ -62,7 +62,8 @@ async function waitListening(port: number, child: ChildProcess, logs: () => stri
   }
 }
 
-async function startPeer(name: string, binary: string, args: (dir: string) => string[], files: Record<string, string>, ports: number[]): Promise<IPeer> {
+/** A peer program in the foreground with `files` written to a temp dir ($DIR), ready once it listens on `ports`. */
+export async function startPeer(name: string, binary: string, args: (dir: string) => string[], files: Record<string, string>, ports: number[]): Promise<IPeer> {
   const exe = findBinary(binary);
   if (exe === null) throw new Error(`${binary} not found`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `smartproxy-${name}-`));
