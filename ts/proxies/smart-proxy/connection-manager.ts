@@ -15,7 +15,7 @@ import type { ProxyProtocolDecoder } from '../../protocols/proxy/parser.js';
 import type { ClientHelloReader } from '../../protocols/tls/client-hello.js';
 import type { IProxyHeader } from '../../protocols/proxy/types.js';
 import type { IResolvedConfig, IResolvedRoute } from './config.js';
-import type { IConnectionRecord, IProxyProtocolStatistics, ISmartProxyStatistics } from './models/interfaces.js';
+import type { IClosedConnectionRecord, IConnectionRecord, IProxyProtocolStatistics, ISmartProxyEventMap, ISmartProxyStatistics } from './models/interfaces.js';
 import type { RouteManager } from './route-manager.js';
 import { HttpState } from './stages/http/state.js';
 
@@ -196,7 +196,7 @@ export class ConnectionManager {
   constructor(
     public config: IResolvedConfig,
     public routes: RouteManager,
-    readonly events: EventEmitter,
+    readonly events: EventEmitter<ISmartProxyEventMap>,
     private readonly stages: StageTable,
   ) {}
 
@@ -360,7 +360,8 @@ export class ConnectionManager {
     if (conn.ipCounted) release(this.perIP, conn.clientIP);
     if (conn.route !== null) release(this.perRoute, conn.route);
     this.connections.delete(conn);
-    this.events.emit('connection-close', conn);
+    // closeReason was set at the top of this method.
+    this.events.emit('connection-close', conn as IClosedConnectionRecord);
   }
 
   closeAll(reason: CloseReason): void {

@@ -17,6 +17,7 @@ import { WrappedSocket } from '../../core/models/wrapped-socket.js';
 import { normalizeIP } from '../../core/utils/ip-utils.js';
 import { BELIEVING_POLICIES } from '../../core/utils/proxy-policy.js';
 import type { IResolvedConfig, IResolvedRoute } from './config.js';
+import type { ISmartProxyEventMap } from './models/interfaces.js';
 import { type Connection, ConnectionManager, type StageTable } from './connection-manager.js';
 import type { RouteManager } from './route-manager.js';
 import { admissionStage } from './stages/admission.js';
@@ -47,7 +48,7 @@ const STAGES: StageTable = {
 export class RouteConnectionHandler {
   readonly manager: ConnectionManager;
 
-  constructor(config: IResolvedConfig, routeManager: RouteManager, events: EventEmitter) {
+  constructor(config: IResolvedConfig, routeManager: RouteManager, events: EventEmitter<ISmartProxyEventMap>) {
     this.manager = new ConnectionManager(config, routeManager, events, STAGES);
   }
 

@@ -14,7 +14,7 @@ import { isCatchAll } from '../../core/utils/ip-utils.js';
 import { type IResolvedConfig, resolveConfig, resolveRoutesOrThrow } from './config.js';
 import type { ConnectionManager } from './connection-manager.js';
 import type { IRouteConfig } from './models/route-types.js';
-import type { ISmartProxyOptions, ISmartProxyStatistics, IUdpStatistics } from './models/interfaces.js';
+import type { ISmartProxyEventMap, ISmartProxyOptions, ISmartProxyStatistics, IUdpStatistics } from './models/interfaces.js';
 import { RouteConnectionHandler } from './route-connection-handler.js';
 import { RouteManager } from './route-manager.js';
 import { UdpProxy } from './udp/udp-proxy.js';
@@ -24,12 +24,8 @@ const RESTART_OPTIONS = ['listenAddress'] as const;
 
 function noop(): void {}
 
-/**
- * Events: `connection-open` (record), `connection-close` (record, with `closeReason`),
- * `connection-rejected` ({ code, message, clientIP, localPort }), `proxy-protocol-error`
- * (IProxyProtocolErrorEvent), `listening` (port), `warning` (message).
- */
-export class SmartProxy extends EventEmitter {
+/** Events and their order: ISmartProxyEventMap (every `on`/`emit` is checked against it). */
+export class SmartProxy extends EventEmitter<ISmartProxyEventMap> {
   public readonly connectionManager: ConnectionManager;
   public readonly routeConnectionHandler: RouteConnectionHandler;
   /** UDP routes: sockets, sessions, per-datagram PROXY. */

@@ -196,3 +196,44 @@ export interface IProxyProtocolErrorEvent {
   /** What the bytes suggest went wrong and what to switch on, when they tell a story. */
   hint?: string;
 }
+
+/** A finished connection, as `connection-close` hands it over: its close reason is always set. */
+export interface IClosedConnectionRecord extends IConnectionRecord {
+  readonly closeReason: string;
+}
+
+/** Payload of the `connection-rejected` event: a connection refused before it reached a backend. */
+export interface IConnectionRejectedEvent {
+  code: string;
+  message: string;
+  /** The real client when known by then, else the TCP peer. */
+  clientIP: string;
+  localPort: number;
+  connection: IConnectionRecord;
+}
+
+/**
+ * Every event a SmartProxy emits, with its arguments; `proxy.on(...)` is checked against it. Per
+ * TCP connection, in this order: `connection-open` (TCP peer known); `connection-admitted` once
+ * the real client is known and within its per-IP limit (never after a refused header); at most
+ * one of `proxy-protocol-error` or `connection-rejected` when it is refused before a backend; and
+ * `connection-close`, always, last and exactly once.
+ */
+export interface ISmartProxyEventMap {
+  /** A TCP listener opened on this port. */
+  listening: [port: number];
+  /** A socket was accepted; `clientIP` is still the TCP peer (no PROXY header read yet). */
+  'connection-open': [record: IConnectionRecord];
+  /** The real client is known (PROXY header believed, or none expected) and within its per-IP limit; routing comes next. */
+  'connection-admitted': [record: IConnectionRecord];
+  /** Refused before a backend (limits, security, routing, TLS); `connection-close` follows. */
+  'connection-rejected': [event: IConnectionRejectedEvent];
+  /** A PROXY header was missing, malformed, untrusted or too slow; `connection-close` follows. */
+  'proxy-protocol-error': [event: IProxyProtocolErrorEvent];
+  /** The connection ended; `closeReason` says why. */
+  'connection-close': [record: IClosedConnectionRecord];
+  /** Something an operator should know that is not one connection's failure (the library never writes to the console). */
+  warning: [message: string];
+  /** An HTTP route answered a request itself (400, 404, 421, 502, 504, ...); the connection may go on. */
+  'http-error': [event: IHttpErrorEvent];
+}

@@ -12,6 +12,8 @@ export const admissionStage: IStage = {
       reject(conn, 'ERR_LIMIT_PER_IP', `client ${conn.clientIP} is at maxConnectionsPerIP`);
       return;
     }
+    // The real client is known from here on (connection-open still saw only the TCP peer).
+    manager.events.emit('connection-admitted', conn);
     manager.advance(conn, manager.routes.needsServerName(conn.localPort) ? 'client-hello' : 'routing', initial);
   },
 };
