@@ -15,6 +15,7 @@ import { freePort } from '../test/helpers/net.js';
 import { type IPeer, findBinary, startHaproxy, startNginx } from '../test/helpers/peers.js';
 import { median } from './micro.js';
 import { printParserTable, runParserBench } from './parser.js';
+import { runHttpBench } from './http.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -22,6 +23,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '2' },
     'skip-memory': { type: 'boolean', default: false },
     'skip-parser': { type: 'boolean', default: false },
+    'skip-http': { type: 'boolean', default: false },
     only: { type: 'string' },
     profile: { type: 'string' },
   },
@@ -320,6 +322,8 @@ async function main(): Promise<void> {
   console.log(`smartproxy 2 hop / node pipe 2 hop, throughput: ${ratio(bulkMed('smartproxy 2 hop (v2 between)'), bulkMed('node pipe 2 hop'))} (target ≥ 0.95)`);
   console.log(`smartproxy 1 hop CPU/conn ÷ haproxy 1 hop: ${ratio(med('smartproxy 1 hop (v2 in+out)', (x) => x.cpuMicrosPerConn), med('haproxy 1 hop (v2 in+out)', (x) => x.cpuMicrosPerConn))} (far goal ≤ 1.5)`);
   console.log(`smartproxy 1 hop CPU/conn ÷ node pipe 1 hop: ${ratio(med('smartproxy 1 hop (v2 in+out)', (x) => x.cpuMicrosPerConn), med('node pipe 1 hop', (x) => x.cpuMicrosPerConn))}`);
+
+  if (!args['skip-http']) await runHttpBench(spawnNode, ROUNDS, SECONDS, (name) => args.only === undefined || args.only.split(',').some((o) => name.includes(o)));
 
   if (!args['skip-memory']) {
     console.log(`\n## Memory: RSS per idle connection, ${IDLE_CONNECTIONS} idle connections through 1 hop (fd limit ${20_000})`);

@@ -43,7 +43,9 @@ describe('HTTP routes: WebSocket through TLS termination', () => {
     });
     const port = await freePort();
     const proxy = await terminatingProxy(port, (wss.address() as net.AddressInfo).port);
-    const client = new WebSocket(`wss://127.0.0.1:${port}/chat`, { rejectUnauthorized: false, servername: 'a.test', headers: { host: 'a.test' } });
+    // ws passes options it does not know (servername: the SNI) on to tls.connect.
+    const options = { rejectUnauthorized: false, servername: 'a.test', headers: { host: 'a.test' } };
+    const client = new WebSocket(`wss://127.0.0.1:${port}/chat`, options);
     await once(client, 'open');
     const echoes: Buffer[] = [];
     client.on('message', (data) => echoes.push(data as Buffer));

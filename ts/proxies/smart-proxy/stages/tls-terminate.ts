@@ -48,7 +48,7 @@ function onSecure(this: ITaggedSocket & tls.TLSSocket): void {
   }
   conn.negotiatedAlpn = this.alpnProtocol || undefined;
   // tls.Server clears this on its sockets once secure; an HTTP/2 session waits for it otherwise.
-  (this as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+  (this as unknown as { secureConnecting: boolean }).secureConnecting = false;
   if (conn.serverName === undefined) {
     const servername = (this as tls.TLSSocket & { servername?: string | false }).servername;
     if (typeof servername === 'string' && servername.length > 0) conn.serverName = servername;
