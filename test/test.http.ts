@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
 import { describe, it } from 'node:test';
-import { SmartProxy } from '../ts/index.js';
+import { SmartProxy, collectConfigErrors } from '../ts/index.js';
 import type { IHttpErrorEvent, IRouteConfig, ISmartProxyOptions } from '../ts/index.js';
 import { cleanupAfterAll } from './helpers/cleanup.js';
 import { type IHttpBackend, reportOf, request, startHttpBackend } from './helpers/http.js';
@@ -287,5 +287,30 @@ describe('HTTP routes: limits and errors', () => {
     });
     assert.ok(result.continued);
     assert.equal((JSON.parse(result.body) as { bodyLength: number }).bodyLength, 5);
+  });
+});
+
+describe('HTTP routes: configuration', () => {
+  const base = (match: Record<string, unknown>, action: Record<string, unknown>) => ({ routes: [{ name: 'r', match: { ports: 8080, ...match }, action: { type: 'forward', target: { host: '127.0.0.1', port: 9 }, ...action } }] });
+  const cases: Array<[string, ReturnType<typeof base>, string, string]> = [
+    ['HTTP on a passthrough route', base({ path: '/x' }, { tls: { mode: 'passthrough' } }), 'ERR_CONFIG_HTTP', 'routes[0].action.http'],
+    ['a path without a leading slash', base({ path: 'x' }, {}), 'ERR_CONFIG_HTTP', 'routes[0].match.path'],
+    ['a "*" inside a path', base({ path: '/a*b' }, {}), 'ERR_CONFIG_HTTP', 'routes[0].match.path'],
+    ['a header value that is not a string', base({ headers: { 'x-a': 1 } }, {}), 'ERR_CONFIG_HTTP', 'routes[0].match.headers.x-a'],
+    ['an unknown forwardedHeaders', base({}, { http: { forwardedHeaders: 'xff' } }), 'ERR_CONFIG_HTTP', 'routes[0].action.http.forwardedHeaders'],
+    ['trusting everybody to name the client', base({}, { http: { trustForwardedFrom: ['0.0.0.0/0'] } }), 'ERR_CONFIG_TRUST_ALL', 'routes[0].action.http.trustForwardedFrom[0]'],
+    ['a misspelt http option', base({}, { http: { keepalive: 5 } }), 'ERR_CONFIG_UNKNOWN_OPTION', 'routes[0].action.http.keepalive'],
+  ];
+  for (const [name, options, code, field] of cases) {
+    it(`refuses ${name} (${code} at ${field})`, () => {
+      const errors = collectConfigErrors(options);
+      assert.deepEqual(errors.map((e) => [e.code, e.field]), [[code, field]]);
+    });
+  }
+
+  it('offers h2 and http/1.1 by ALPN on terminating HTTP routes that name no ALPN', () => {
+    const cert = { certificate: CERT };
+    const p = new SmartProxy(base({}, { http: {}, tls: { mode: 'terminate', ...cert } }) as ISmartProxyOptions);
+    assert.deepEqual(p.connectionManager.routes.routes[0].alpnProtocols, ['h2', 'http/1.1']);
   });
 });
