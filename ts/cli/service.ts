@@ -9,6 +9,8 @@ import type { ISmartProxyOptions } from '../proxies/smart-proxy/models/interface
 import { SmartProxy } from '../proxies/smart-proxy/smart-proxy.js';
 import { allProblems, type ILoaded, loadConfig, problemLines } from './config-file.js';
 import { logTraffic } from './events-log.js';
+import { startMetricsEndpoint, stopMetricsEndpoint } from './metrics-endpoint.js';
+import type { Server } from 'node:http';
 import { createLogger, stderr } from './log.js';
 import type { LevelWithSilent } from 'pino';
 
@@ -40,6 +42,8 @@ async function yieldToSignals(): Promise<void> {
 export class Service {
   private state: 'starting' | 'running' | 'stopping' = 'starting';
   private proxy: SmartProxy | undefined;
+  /** The /metrics and /stats endpoint, when the file has a `metrics` section. */
+  private metrics: Server | undefined;
   private reloadWanted = false;
   private reloading = false;
 
@@ -85,6 +89,7 @@ export class Service {
 
   private async shutdown(): Promise<void> {
     try {
+      if (this.metrics !== undefined) await stopMetricsEndpoint(this.metrics);
       await this.proxy?.stop();
       this.log.info('stopped');
     } catch (err) {
@@ -123,10 +128,27 @@ export class Service {
       this.state = 'stopping';
       return this.shutdown();
     }
-    if (this.stopping()) return this.shutdown();
+    if (!(await this.serveMetrics(proxy)) || this.stopping()) return this.shutdown();
     this.state = 'running';
     this.log.info(`started with ${routeCount(proxy.options)}`);
     if (this.reloadWanted) void this.reload();
+  }
+
+  /** Serves /metrics and /stats when the file asks for it; false when it cannot listen (the service then stops with exit 1). */
+  private async serveMetrics(proxy: SmartProxy): Promise<boolean> {
+    const listen = this.loaded?.cli.metricsListen;
+    if (listen === undefined) return true;
+    try {
+      this.metrics = await startMetricsEndpoint(proxy, listen.host, listen.port, (message) => this.log.warn(message));
+    } catch (err) {
+      this.log.error({ code: (err as ConfigError).code }, `cannot start: ${(err as Error).message}`);
+      process.exitCode = EXIT_RUNTIME;
+      this.state = 'stopping';
+      return false;
+    }
+    const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+    this.log.info(`metrics on http://${host}:${listen.port}/metrics (Prometheus) and /stats (JSON)`);
+    return true;
   }
 
   private watch(proxy: SmartProxy): void {

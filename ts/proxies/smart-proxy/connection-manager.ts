@@ -17,6 +17,7 @@ import type { IProxyHeader } from '../../protocols/proxy/types.js';
 import type { IResolvedConfig, IResolvedRoute } from './config.js';
 import type { IClosedConnectionRecord, IConnectionRecord, IProxyProtocolStatistics, ISmartProxyEventMap, ISmartProxyStatistics } from './models/interfaces.js';
 import type { RouteManager } from './route-manager.js';
+import { addRouteTotals, type IByteTotals, type IRouteTotals, type ITrafficTotals, TrafficMeter } from './traffic-meter.js';
 import { HttpState } from './stages/http/state.js';
 
 /**
@@ -189,6 +190,12 @@ export class ConnectionManager {
   private bytesFromClients = 0;
   private bytesToClients = 0;
   private readonly proxyStats = emptyProxyStats();
+  /** Connections closed before a backend, by close reason (getMetrics().rejections). */
+  readonly rejections: Record<string, number> = {};
+  /** Per route name: connections and bytes of those that ended (live ones are added when read). */
+  readonly routeTotals = new Map<string, IRouteTotals>();
+  /** Throughput, sampled by the sweep from byte counters. */
+  readonly traffic = new TrafficMeter();
   /** HTTP routes: backend pools, requests in flight, counters (stages/http). */
   readonly http = new HttpState();
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -352,7 +359,11 @@ export class ConnectionManager {
     conn.backend?.destroy();
     this.bytesFromClients += conn.bytesFromClient;
     this.bytesToClients += conn.bytesToClient;
-    if (!conn.forwarded) this.rejectedConnections++;
+    if (conn.route !== null) addRouteTotals(this.routeTotals, conn.route.name, conn.bytesFromClient, conn.bytesToClient);
+    else {
+      this.rejectedConnections++;
+      this.rejections[reason] = (this.rejections[reason] ?? 0) + 1;
+    }
     conn.decoder = null;
     conn.helloReader = null;
     conn.pending = null;
@@ -369,15 +380,46 @@ export class ConnectionManager {
     this.http.close();
   }
 
+  /** Bytes each way so far, overall and per route: ended connections plus the live ones' counters. */
+  trafficTotals(): ITrafficTotals {
+    const byRoute = new Map<string, IByteTotals>();
+    for (const [name, totals] of this.routeTotals) byRoute.set(name, { in: totals.in, out: totals.out });
+    const all = { in: this.bytesFromClients, out: this.bytesToClients, byRoute };
+    for (const conn of this.connections) {
+      const bytesIn = conn.bytesFromClient;
+      const bytesOut = conn.bytesToClient;
+      all.in += bytesIn;
+      all.out += bytesOut;
+      const name = conn.routeName;
+      if (name === undefined) continue;
+      const route = byRoute.get(name);
+      if (route === undefined) byRoute.set(name, { in: bytesIn, out: bytesOut });
+      else {
+        route.in += bytesIn;
+        route.out += bytesOut;
+      }
+    }
+    return all;
+  }
+
+  /** Live connections per route name, and per real client IP (admitted ones). */
+  activeBy(): { route: Map<string, number>; client: ReadonlyMap<string, number> } {
+    const route = new Map<string, number>();
+    for (const [r, count] of this.perRoute) route.set(r.name, (route.get(r.name) ?? 0) + count);
+    return { route, client: this.perIP };
+  }
+
   statistics(listeningPorts: number[]): ISmartProxyStatistics {
     const rejected = { ...this.proxyStats.rejected };
+    // Live connections' bytes count too, so the totals grow smoothly instead of jumping at close.
+    const traffic = this.trafficTotals();
     return {
       activeConnections: this.connections.size,
       totalConnections: this.totalConnections,
       rejectedConnections: this.rejectedConnections,
       goneBeforeAccept: this.goneBeforeAccept,
-      bytesFromClients: this.bytesFromClients,
-      bytesToClients: this.bytesToClients,
+      bytesFromClients: traffic.in,
+      bytesToClients: traffic.out,
       listeningPorts,
       // Spoofing and timeouts are views of `rejected`, derived so they cannot disagree.
       proxyProtocol: {
@@ -411,6 +453,7 @@ function sweep(manager: ConnectionManager): void {
     else if (lifetime > 0 && now - conn.startedAt >= lifetime) manager.close(conn, 'ERR_TIMEOUT_LIFETIME');
     else checkActivity(manager, conn, now);
   }
+  if (manager.traffic.due(now)) manager.traffic.sample(now, manager.trafficTotals());
 }
 
 function checkActivity(manager: ConnectionManager, conn: Connection, now: number): void {

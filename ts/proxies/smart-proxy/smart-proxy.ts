@@ -15,6 +15,7 @@ import { type IResolvedConfig, resolveConfig, resolveRoutesOrThrow } from './con
 import type { ConnectionManager } from './connection-manager.js';
 import type { IRouteConfig } from './models/route-types.js';
 import type { ISmartProxyEventMap, ISmartProxyOptions, ISmartProxyStatistics, IUdpStatistics } from './models/interfaces.js';
+import { collectMetrics, type IMetricsOptions, type ISmartProxyMetrics } from './metrics.js';
 import { RouteConnectionHandler } from './route-connection-handler.js';
 import { RouteManager } from './route-manager.js';
 import { UdpProxy } from './udp/udp-proxy.js';
@@ -234,6 +235,15 @@ export class SmartProxy extends EventEmitter<ISmartProxyEventMap> {
   /** Plain-number counters; safe to serialise. */
   getStatistics(): ISmartProxyStatistics & { udp: IUdpStatistics } {
     return { ...this.connectionManager.statistics(this.getListeningPorts()), udp: this.udp.statistics() };
+  }
+
+  /**
+   * What an operator watches, as plain data: connections by route and real client, bytes and
+   * throughput, PROXY outcomes, rejections by code, HTTP and UDP (ISmartProxyMetrics). Read from
+   * the counters at call time; formatPrometheusMetrics(proxy) gives the same as Prometheus text.
+   */
+  getMetrics(options?: IMetricsOptions): ISmartProxyMetrics {
+    return collectMetrics(this.connectionManager, this.udp.statistics(), this.getListeningPorts(), options);
   }
 
   /** Ports with an open listener. */

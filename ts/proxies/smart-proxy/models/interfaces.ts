@@ -127,7 +127,13 @@ export interface ISmartProxyStatistics {
   rejectedConnections: number;
   /** Sockets whose peer was gone (reset) before they could be handled: not counted in totalConnections. */
   goneBeforeAccept: number;
+  /**
+   * Bytes read from clients' TCP connections, live and ended: what arrived on the wire, so a
+   * PROXY header's bytes (and TLS records on terminated routes) are included, as in the CLI's
+   * access line (`bytesIn`) and getMetrics().
+   */
   bytesFromClients: number;
+  /** Bytes written to clients' TCP connections, live and ended (TLS records included). */
   bytesToClients: number;
   listeningPorts: number[];
   proxyProtocol: IProxyProtocolStatistics;

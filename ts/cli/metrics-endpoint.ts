@@ -1,0 +1,53 @@
+/**
+ * The CLI's `"metrics": { "listen": "host:port" }`: `/metrics` in Prometheus' text format and
+ * `/stats` as JSON (getMetrics()), both computed per request from the proxy's counters.
+ */
+import http from 'node:http';
+import { SmartProxyError } from '../protocols/errors.js';
+import { formatPrometheusMetrics, PROMETHEUS_CONTENT_TYPE } from '../proxies/smart-proxy/prometheus.js';
+import type { SmartProxy } from '../proxies/smart-proxy/smart-proxy.js';
+
+function answer(res: http.ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+  res.end(body);
+}
+
+function route(proxy: SmartProxy, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method !== 'GET' && req.method !== 'HEAD') return answer(res, 405, 'text/plain', 'only GET\n');
+  if (path === '/metrics') return answer(res, 200, PROMETHEUS_CONTENT_TYPE, formatPrometheusMetrics(proxy));
+  if (path === '/stats') return answer(res, 200, 'application/json', `${JSON.stringify(proxy.getMetrics(), null, 2)}\n`);
+  answer(res, 404, 'text/plain', 'try /metrics or /stats\n');
+}
+
+/** Listens on `host:port`; rejects with ERR_LISTEN when it cannot. Later failures go to `warn`. */
+export function startMetricsEndpoint(proxy: SmartProxy, host: string, port: number, warn: (message: string) => void): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    try {
+      route(proxy, req, res);
+    } catch (err) {
+      warn(`metrics request ${req.url}: ${(err as Error).message}`);
+      if (!res.headersSent) answer(res, 500, 'text/plain', 'internal error\n');
+    }
+  });
+  // A scrape that never finishes must not hold a socket for long.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 10_000;
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(new SmartProxyError('ERR_LISTEN', `cannot serve metrics on ${host}:${port}: ${err.message}`, { cause: err }));
+    server.once('error', onError);
+    server.listen({ host, port }, () => {
+      server.off('error', onError);
+      server.on('error', (err) => warn(`metrics endpoint: ${err.message}`));
+      resolve(server);
+    });
+  });
+}
+
+/** Closes the endpoint and the scrapers' keep-alive connections. */
+export function stopMetricsEndpoint(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
