@@ -2,8 +2,7 @@
  * npm run bench — SmartProxy beside a minimal Node proxy, HAProxy and nginx, on loopback.
  * Contenders run interleaved (A B C A B C ...), each hop in its own process; this process is the
  * load generator. Reports medians, min–max and ratios. Bounded: about 3 minutes on 2 cores.
- *   --rounds N (default 5)   --seconds S per measurement (default 2)   --skip-memory   --skip-parser
- *   --only a,b (contenders whose name contains a or b)   --profile DIR (SmartProxy hops write --cpu-prof there)
+ * Flags: `npm run bench -- --help` (HELP below).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -26,8 +25,33 @@ const { values: args } = parseArgs({
     'skip-http': { type: 'boolean', default: false },
     only: { type: 'string' },
     profile: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+
+const HELP = `usage: npm run bench -- [flags]
+
+SmartProxy beside a minimal Node proxy, HAProxy and nginx on loopback: throughput, connection
+rate, HTTP, memory per idle connection, parser. The report (markdown) goes to stdout, progress
+lines to stderr. About 3.5 minutes with the defaults.
+
+  --rounds N        interleaved rounds per measurement (default 5)
+  --seconds S       seconds per measurement (default 2)
+  --only a,b        only contenders whose name contains a or b
+  --skip-http       leave out the HTTP section
+  --skip-memory     leave out the idle-connection memory section
+  --skip-parser     leave out the PROXY parser section
+  --profile DIR     SmartProxy hops write --cpu-prof profiles to DIR
+  -h, --help        print this help and exit
+
+Environment: SMARTPROXY_BENCH_FDS (default 20000) caps the idle connections of the memory section.
+`;
+
+/** One line on stderr, so the report on stdout stays clean: where the run is and how long it took so far. */
+const benchStart = Date.now();
+function progress(message: string): void {
+  process.stderr.write(`[bench ${((Date.now() - benchStart) / 1000).toFixed(0)} s] ${message}\n`);
+}
 const ROUNDS = Number(args.rounds);
 const SECONDS = Number(args.seconds);
 const CONCURRENCY = 50;
@@ -296,9 +320,12 @@ async function main(): Promise<void> {
   const contenders = await buildContenders(sink);
   const bulkResults = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
   const rateResults = new Map<string, IRateResult[]>(contenders.map((c) => [c.name, []]));
+  progress(`${contenders.length} contenders up; warming up`);
   for (const c of contenders) await rate(c, 0.3); // warm-up: JIT, connection paths
   for (let round = 0; round < ROUNDS; round++) {
+    progress(`round ${round + 1}/${ROUNDS}: bulk throughput`);
     for (const c of contenders) bulkResults.get(c.name)?.push(await bulk(c, SECONDS));
+    progress(`round ${round + 1}/${ROUNDS}: connection rate`);
     for (const c of contenders) rateResults.get(c.name)?.push(await rate(c, SECONDS));
   }
 
@@ -323,9 +350,13 @@ async function main(): Promise<void> {
   console.log(`smartproxy 1 hop CPU/conn ÷ haproxy 1 hop: ${ratio(med('smartproxy 1 hop (v2 in+out)', (x) => x.cpuMicrosPerConn), med('haproxy 1 hop (v2 in+out)', (x) => x.cpuMicrosPerConn))} (far goal ≤ 1.5)`);
   console.log(`smartproxy 1 hop CPU/conn ÷ node pipe 1 hop: ${ratio(med('smartproxy 1 hop (v2 in+out)', (x) => x.cpuMicrosPerConn), med('node pipe 1 hop', (x) => x.cpuMicrosPerConn))}`);
 
-  if (!args['skip-http']) await runHttpBench(spawnNode, ROUNDS, SECONDS, (name) => args.only === undefined || args.only.split(',').some((o) => name.includes(o)));
+  if (!args['skip-http']) {
+    progress('HTTP');
+    await runHttpBench(spawnNode, ROUNDS, SECONDS, (name) => args.only === undefined || args.only.split(',').some((o) => name.includes(o)));
+  }
 
   if (!args['skip-memory']) {
+    progress(`memory: ${IDLE_CONNECTIONS} idle connections per contender`);
     console.log(`\n## Memory: RSS per idle connection, ${IDLE_CONNECTIONS} idle connections through 1 hop (fd limit ${20_000})`);
     const [b, r] = [await freePort(), await freePort()];
     const sp = await smartproxyHop([b, sink.holdHeader], [r, sink.holdHeader], true);
@@ -340,14 +371,18 @@ async function main(): Promise<void> {
   }
 
   if (!args['skip-parser']) {
+    progress('parser');
     console.log('\n## PROXY header parser (ns/op)');
     printParserTable(runParserBench(3));
   }
   console.log(`\ntotal time ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
-try {
-  await main();
-} finally {
-  await Promise.all(procs.map((p) => p.stop().catch(() => undefined)));
+if (args.help) process.stdout.write(HELP);
+else {
+  try {
+    await main();
+  } finally {
+    await Promise.all(procs.map((p) => p.stop().catch(() => undefined)));
+  }
 }
