@@ -9,7 +9,8 @@ import { describe, it } from 'node:test';
 import { ProxyProtocolParser, SmartProxy } from '../ts/index.js';
 import type { IClosedConnectionRecord, IConnectionRejectedEvent, ISmartProxyEventMap } from '../ts/index.js';
 import { cleanupAfterAll } from './helpers/cleanup.js';
-import { closed, connect, freePort, readLine, startTaggedEchoServer, waitFor } from './helpers/net.js';
+import { closed, connect, readLine, waitFor } from './helpers/net.js';
+import { startProxyToEcho } from './helpers/proxy.js';
 
 const onCleanup = cleanupAfterAll();
 
@@ -37,26 +38,15 @@ type EventName = keyof ISmartProxyEventMap;
 
 describe('SmartProxy events', () => {
   it('arrive in the documented order, and connection-admitted carries the real client from the PROXY header', async () => {
-    const backend = await startTaggedEchoServer('b');
-    onCleanup(() => backend.close());
-    const port = await freePort();
-    const proxy = new SmartProxy({
-      listenAddress: '127.0.0.1',
-      acceptProxyProtocol: true,
-      proxyIPs: ['127.0.0.1'],
-      routes: [{ name: 'r', match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }],
-    });
+    const { proxy, port } = await startProxyToEcho(onCleanup, 'r');
     const seen: Array<[EventName, string]> = [];
     proxy.on('connection-open', (r) => seen.push(['connection-open', r.clientIP]));
     proxy.on('connection-admitted', (r) => seen.push(['connection-admitted', r.clientIP]));
     proxy.on('connection-close', (r: IClosedConnectionRecord) => seen.push(['connection-close', r.closeReason]));
-    await proxy.start();
-    onCleanup(() => proxy.stop());
 
     const socket = await connect({ port });
     const header = ProxyProtocolParser.generate({ source: { address: '203.0.113.9', port: 4000 }, destination: { address: '127.0.0.1', port } }, { version: 2 });
     socket.write(Buffer.concat([header, Buffer.from('hi\n')]));
-    assert.equal(await readLine(socket), 'b');
     assert.equal(await readLine(socket), 'hi');
     socket.end();
     await closed(socket);
@@ -69,12 +59,9 @@ describe('SmartProxy events', () => {
   });
 
   it('leave out connection-admitted when the PROXY header is refused', async () => {
-    const port = await freePort();
-    const proxy = new SmartProxy({ listenAddress: '127.0.0.1', acceptProxyProtocol: true, proxyIPs: ['127.0.0.1'], routes: [{ name: 'r', match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: 9 } } }] });
+    const { proxy, port } = await startProxyToEcho(onCleanup, 'r');
     const seen: EventName[] = [];
     for (const name of ['connection-open', 'connection-admitted', 'proxy-protocol-error', 'connection-rejected', 'connection-close'] as const) proxy.on(name, () => seen.push(name));
-    await proxy.start();
-    onCleanup(() => proxy.stop());
     const socket = await connect({ port });
     socket.write('GET / HTTP/1.1\r\n\r\n');
     await closed(socket);

@@ -5,29 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatPrometheusMetrics, ProxyProtocolParser, SmartProxy } from '../ts/index.js';
+import { formatPrometheusMetrics, ProxyProtocolParser } from '../ts/index.js';
 import type { IClosedConnectionRecord, ISmartProxyOptions } from '../ts/index.js';
 import { escapeLabelValue } from '../ts/proxies/smart-proxy/prometheus.js';
 import { cleanupAfterAll } from './helpers/cleanup.js';
-import { closed, connect, freePort, readLine, startEchoServer, waitFor } from './helpers/net.js';
+import { closed, connect, readLine, waitFor } from './helpers/net.js';
+import { startProxyToEcho } from './helpers/proxy.js';
 
 const onCleanup = cleanupAfterAll();
 
-async function startedProxy(routeName: string, extra: Partial<ISmartProxyOptions> = {}): Promise<{ proxy: SmartProxy; port: number }> {
-  const backend = await startEchoServer();
-  onCleanup(() => backend.close());
-  const port = await freePort();
-  const proxy = new SmartProxy({
-    listenAddress: '127.0.0.1',
-    acceptProxyProtocol: true,
-    proxyIPs: ['127.0.0.1'],
-    routes: [{ name: routeName, match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: backend.port } } }],
-    ...extra,
-  });
-  await proxy.start();
-  onCleanup(() => proxy.stop());
-  return { proxy, port };
-}
+const startedProxy = (routeName: string, extra: Partial<ISmartProxyOptions> = {}) => startProxyToEcho(onCleanup, routeName, extra);
 
 function v2Header(client: string, port: number): Buffer {
   return ProxyProtocolParser.generate({ source: { address: client, port: 5000 }, destination: { address: '127.0.0.1', port } }, { version: 2 });
