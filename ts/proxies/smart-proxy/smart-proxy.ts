@@ -27,7 +27,9 @@ function noop(): void {}
 
 /** Events and their order: ISmartProxyEventMap (every `on`/`emit` is checked against it). */
 export class SmartProxy extends EventEmitter<ISmartProxyEventMap> {
+  /** @internal Records, counters and stages; for diagnostics and tests, not a stable API. */
   public readonly connectionManager: ConnectionManager;
+  /** The dispatcher: `handleConnection(socket, port)` and `setupDirectConnection(conn, route, bytes)`. */
   public readonly routeConnectionHandler: RouteConnectionHandler;
   /** UDP routes: sockets, sessions, per-datagram PROXY. */
   public readonly udp: UdpProxy;
