@@ -238,6 +238,22 @@ describe('once one side is gone, the other may only flush for a bounded time', (
   });
 });
 
+describe('an HTTP route counts the connections it carries', () => {
+  it('connections on an HTTP route with maxConnections 1 are all admitted and all counted as active on the route', async () => {
+    const backend = await startServer((s) => s.on('data', () => s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')));
+    onCleanup(() => backend.close());
+    const port = await freePort();
+    const proxy = await started({ routes: [route(port, backend.port, { http: {}, security: { maxConnections: 1 } })] });
+    const clients = await Promise.all([connect({ port }), connect({ port })]);
+    onCleanup(() => clients.forEach((c) => c.destroy()));
+    await waitFor(() => proxy.getStatistics().activeConnections === 2);
+    assert.equal(proxy.getMetrics().connections.byRoute[`r${port}`].active, 2);
+    clients.forEach((c) => c.destroy());
+    await waitFor(() => proxy.getStatistics().activeConnections === 0);
+    assert.equal(proxy.getMetrics().connections.byRoute[`r${port}`].active, 0);
+  });
+});
+
 describe('route changes are all or nothing', () => {
   it('when a new port is busy, updateRoutes rejects with ERR_LISTEN and the old port keeps its old target', async () => {
     const [a, b] = [await echo('old'), await echo('new')];

@@ -56,9 +56,9 @@ export type StageTable = Record<Exclude<StageName, 'accepting' | 'closed'>, ISta
 const PENDING_STAGES: ReadonlySet<StageName> = new Set(['proxy-header', 'spoof-check']);
 
 const SWEEP_MIN_MS = 20;
-const NOTHING = Buffer.alloc(0);
 const SWEEP_MAX_MS = 1000;
 const SWEEP_DIVISOR = 10;
+const NOTHING = Buffer.alloc(0);
 
 export class Connection implements IConnectionRecord {
   /** Wall-clock start, for records and logs. */
@@ -289,10 +289,14 @@ export class ConnectionManager {
     release(this.pendingPerPeer, conn.peerIP);
   }
 
-  /** Binds the connection to its route; false when the route is at maxConnections. */
+  /**
+   * Binds the connection to its route and counts it there; false when the route is at
+   * maxConnections. An HTTP route's maxConnections limits requests in flight instead (the HTTP
+   * stage answers 503), so its connections are counted but never refused here.
+   */
   admitRoute(conn: Connection, route: IResolvedRoute): boolean {
     const count = this.perRoute.get(route) ?? 0;
-    if (route.maxConnections > 0 && count >= route.maxConnections) return false;
+    if (route.http === null && route.maxConnections > 0 && count >= route.maxConnections) return false;
     this.perRoute.set(route, count + 1);
     conn.route = route;
     return true;

@@ -8,9 +8,7 @@ import { reject } from './common.js';
 
 /** Binds the connection to `route` (within its limit) and starts the route's action. */
 export function startAction(conn: Connection, route: IResolvedRoute, initial: Buffer): void {
-  // An HTTP route's maxConnections limits requests in flight (503 from the HTTP stage), not connections.
-  if (route.http !== null) conn.route = route;
-  else if (conn.route !== route && !conn.manager.admitRoute(conn, route)) {
+  if (conn.route !== route && !conn.manager.admitRoute(conn, route)) {
     reject(conn, 'ERR_LIMIT_ROUTE', `route "${route.name}" is at maxConnections`);
     return;
   }
