@@ -131,6 +131,19 @@ describe('lifecycle calls always settle and end where the last call asked', () =
   });
 });
 
+describe('trusting everyone is said out loud', () => {
+  it('a reload that trusts 0.0.0.0/0 with trustAllProxyIPs emits a warning, as a start does', async () => {
+    const backend = await echo('w');
+    const port = await freePort();
+    const proxy = await started({ routes: [route(port, backend.port)] });
+    const warnings: string[] = [];
+    proxy.on('warning', (w: string) => warnings.push(w));
+    await proxy.reloadOptions({ listenAddress: '127.0.0.1', acceptProxyProtocol: true, proxyIPs: ['0.0.0.0/0'], trustAllProxyIPs: true, routes: [route(port, backend.port)] });
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /trusts every address/);
+  });
+});
+
 describe('a peer cannot hold more than its share while a stage waits', () => {
   it('an untrusted peer is counted at accept: 300 silent connections under maxConnectionsPerIP 2 leave 2, and another client is served', async () => {
     const backend = await echo('ok');

@@ -72,9 +72,7 @@ export class SmartProxy extends EventEmitter<ISmartProxyEventMap> {
 
   private async doStart(): Promise<void> {
     if (this.running) return;
-    if (this.config.trustAllProxyIPs && (this.options.proxyIPs ?? []).some(isCatchAll)) {
-      this.emit('warning', 'proxyIPs trusts every address (trustAllProxyIPs: true): anyone who can reach this proxy can claim any client address');
-    }
+    this.warnIfTrustingAll();
     this.connectionManager.start();
     try {
       await this.openAll(this.connectionManager.routes);
@@ -94,6 +92,13 @@ export class SmartProxy extends EventEmitter<ISmartProxyEventMap> {
     } catch (err) {
       for (const port of tcp) void this.closeServer(port);
       throw err;
+    }
+  }
+
+  /** A catch-all trust entry is allowed only with trustAllProxyIPs, and then said out loud at every (re)start. */
+  private warnIfTrustingAll(): void {
+    if (this.config.trustAllProxyIPs && (this.options.proxyIPs ?? []).some(isCatchAll)) {
+      this.emit('warning', 'proxyIPs trusts every address (trustAllProxyIPs: true): anyone who can reach this proxy can claim any client address');
     }
   }
 
@@ -192,6 +197,7 @@ export class SmartProxy extends EventEmitter<ISmartProxyEventMap> {
       manager.config = { ...config, listenAddress: this.config.listenAddress };
       this.currentOptions = options;
       if (this.running) {
+        this.warnIfTrustingAll();
         manager.stopSweep();
         manager.start();
         this.udp.restartSweep();
