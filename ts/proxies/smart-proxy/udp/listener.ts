@@ -13,6 +13,7 @@ import { type ConnectionErrorCode, SmartProxyError } from '../../../protocols/er
 import { decodeDatagram, hasV2Signature } from '../../../protocols/proxy/datagram.js';
 import type { IProxyHeader } from '../../../protocols/proxy/types.js';
 import type { ConnectionManager } from '../connection-manager.js';
+import type { ISmartProxyEventMap } from '../models/interfaces.js';
 import type { UdpSession } from './session.js';
 
 /** The largest UDP payload over IPv4 (65,535 − 8-byte UDP header − 20-byte IP header). */
@@ -36,7 +37,7 @@ interface IClassified extends IFlow {
 /** What listeners share, kept by UdpProxy: configuration, limits, counters, the sweep tick. */
 export interface IUdpHost {
   readonly manager: ConnectionManager;
-  readonly events: EventEmitter;
+  readonly events: EventEmitter<ISmartProxyEventMap>;
   readonly tick: number;
   openSession(listener: UdpListener, key: string, peerAddress: string, peerPort: number, flow: IFlow): UdpSession | ConnectionErrorCode;
   released(session: UdpSession): void;

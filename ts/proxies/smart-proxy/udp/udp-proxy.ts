@@ -7,7 +7,7 @@ import type { EventEmitter } from 'node:events';
 import type { ConnectionErrorCode } from '../../../protocols/errors.js';
 import type { IResolvedRoute } from '../config.js';
 import type { ConnectionManager } from '../connection-manager.js';
-import type { IUdpStatistics } from '../models/interfaces.js';
+import type { ISmartProxyEventMap, IUdpStatistics } from '../models/interfaces.js';
 import { type IFlow, type IUdpHost, UdpListener } from './listener.js';
 import { UdpSession } from './session.js';
 
@@ -32,7 +32,7 @@ export class UdpProxy implements IUdpHost {
 
   constructor(readonly manager: ConnectionManager) {}
 
-  get events(): EventEmitter {
+  get events(): EventEmitter<ISmartProxyEventMap> {
     return this.manager.events;
   }
 
