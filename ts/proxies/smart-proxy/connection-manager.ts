@@ -413,10 +413,10 @@ export class ConnectionManager {
     return { route, client: this.perIP };
   }
 
-  statistics(listeningPorts: number[]): ISmartProxyStatistics {
+  /** `traffic`: totals the caller already took (a pass over every connection), so they are not taken twice. */
+  statistics(listeningPorts: number[], traffic: ITrafficTotals = this.trafficTotals()): ISmartProxyStatistics {
     const rejected = { ...this.proxyStats.rejected };
     // Live connections' bytes count too, so the totals grow smoothly instead of jumping at close.
-    const traffic = this.trafficTotals();
     return {
       activeConnections: this.connections.size,
       totalConnections: this.totalConnections,

@@ -76,8 +76,8 @@ function top(counts: ReadonlyMap<string, number>, n: number): Array<{ ip: string
 
 /** Builds the metrics of a proxy from its connection manager, its UDP statistics and its listening ports. */
 export function collectMetrics(manager: ConnectionManager, udp: IUdpStatistics, listeningPorts: number[], options: IMetricsOptions = {}): ISmartProxyMetrics {
-  const statistics = manager.statistics(listeningPorts);
   const traffic = manager.trafficTotals();
+  const statistics = manager.statistics(listeningPorts, traffic);
   const active = manager.activeBy();
   const names = new Set([...manager.routeTotals.keys(), ...active.route.keys()]);
   const byRoute: ISmartProxyMetrics['connections']['byRoute'] = {};
