@@ -6,7 +6,7 @@ import { SmartProxy, collectConfigErrors } from '../ts/index.js';
 import type { IHttpErrorEvent, IRouteConfig, ISmartProxyOptions } from '../ts/index.js';
 import { cleanupAfterAll } from './helpers/cleanup.js';
 import { type IHttpBackend, reportOf, request, startHttpBackend } from './helpers/http.js';
-import { connect, freePort, makeCertificate, readAll } from './helpers/net.js';
+import { connect, freePort, makeCertificate, readAll, waitFor } from './helpers/net.js';
 
 const onCleanup = cleanupAfterAll();
 const CERT = makeCertificate(['a.test', 'b.test']);
@@ -266,6 +266,25 @@ describe('HTTP routes: limits and errors', () => {
     assert.equal((await request(port, { path: '/one' })).status, 503);
     assert.equal((await first).status, 200);
     assert.deepEqual(errors.map((e) => e.code), ['ERR_BACKEND_CONNECT', 'ERR_HTTP_BACKEND_TIMEOUT', 'ERR_LIMIT_ROUTE']);
+  });
+
+  it('a backend that resets mid-response cuts the client off instead of leaving it waiting (plain request and refused upgrade)', async () => {
+    const resetting = http.createServer((req, res) => {
+      res.writeHead(req.headers.upgrade ? 403 : 200, { 'content-length': 1000 });
+      res.write('partial');
+      setTimeout(() => req.socket.destroy(), 50);
+    });
+    await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
+    onCleanup(() => new Promise<void>((resolve) => resetting.close(() => resolve())));
+    const port = await freePort();
+    const { proxy: p } = await proxy([route('resetting', port, (resetting.address() as { port: number }).port)]);
+    for (const head of ['GET / HTTP/1.1\r\nHost: a\r\n\r\n', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n']) {
+      const started = Date.now();
+      const answer = await raw(port, head);
+      assert.match(answer, /partial$/);
+      assert.ok(Date.now() - started < 1500, `the client waited ${Date.now() - started} ms for a response that could not complete`);
+    }
+    await waitFor(() => p.connectionManager.connections.size === 0, 1000, 'the client connections closed');
   });
 
   it('passes 100-continue through: the client sends its body after the backend agreed', async () => {

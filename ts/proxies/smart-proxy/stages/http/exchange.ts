@@ -160,7 +160,13 @@ function onBackendResponse(this: Tagged<http.ClientRequest>, response: http.Inco
   if (ex.session.conn.negotiatedAlpn === 'h2') (res as http2.Http2ServerResponse).writeHead(status, toObject(headers));
   else (res as http.ServerResponse).writeHead(status, response.statusMessage, headers);
   response.on('end', onBackendResponseEnd);
+  response.on('close', onBackendResponseClose);
   response.pipe(res as http.ServerResponse, { end: false });
+}
+
+/** The backend went away before its response was complete: the client's is cut too, not left waiting. */
+function onBackendResponseClose(this: Tagged<http.IncomingMessage>): void {
+  if (!this.complete) this[kExchange].res.destroy();
 }
 
 /** HTTP/2 responses take an object; repeated names (Set-Cookie) become arrays. */

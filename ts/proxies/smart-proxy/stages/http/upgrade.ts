@@ -29,6 +29,7 @@ interface ITunnel {
 }
 
 type TunnelRequest = http.ClientRequest & { [kTunnel]: ITunnel };
+type TunnelResponse = http.IncomingMessage & { [kTunnel]: ITunnel };
 
 function refuseTunnel(tunnel: ITunnel, refusal: IRefusal): void {
   answerRaw(tunnel.session.conn, tunnel.client, refusal, tunnel.route, tunnel.req);
@@ -126,5 +127,12 @@ function onBackendRefusedUpgrade(this: TunnelRequest, response: http.IncomingMes
   const { session, route, client } = this[kTunnel];
   session.conn.manager.http.countStatus(route.name, response.statusCode ?? 0);
   client.write(responseHead(response, 'connection: close\r\n'));
+  (response as TunnelResponse)[kTunnel] = this[kTunnel];
+  response.on('close', onRefusalClose);
   response.pipe(client);
+}
+
+/** The backend went away before its refusal was complete: the client is cut too, not left waiting. */
+function onRefusalClose(this: TunnelResponse): void {
+  if (!this.complete) this[kTunnel].client.destroy();
 }
