@@ -10,6 +10,8 @@ import type { ISmartProxyMetrics } from '../ts/index.js';
 import { cleanupAfterAll } from './helpers/cleanup.js';
 import * as cli from './helpers/cli.js';
 import { closed, connect, freePort, readLine, startEchoServer } from './helpers/net.js';
+import { startProxyToEcho } from './helpers/proxy.js';
+import { METRICS_MAX_CONNECTIONS, startMetricsEndpoint, stopMetricsEndpoint } from '../ts/cli/metrics-endpoint.js';
 import { skipUnless, startPeer, withPeerLogs } from './helpers/peers.js';
 
 const onCleanup = cleanupAfterAll();
@@ -69,6 +71,25 @@ describe('the CLI metrics endpoint', () => {
     run.child.kill('SIGTERM');
     assert.equal(await run.exited, 0);
     assert.ok(await refused(metricsPort), 'metrics port still open after stop');
+  });
+
+  it('holds at most METRICS_MAX_CONNECTIONS connections, so a flood of idle ones cannot take the proxy\'s file descriptors, and answers again once they go', async () => {
+    const { proxy } = await startProxyToEcho(onCleanup, 'web');
+    const metricsPort = await freePort();
+    const server = await startMetricsEndpoint(proxy, '127.0.0.1', metricsPort, () => undefined);
+    onCleanup(() => stopMetricsEndpoint(server));
+    const idle: net.Socket[] = [];
+    for (let i = 0; i < METRICS_MAX_CONNECTIONS + 40; i++) idle.push((await connect({ port: metricsPort })).on('error', () => undefined));
+    const over = await Promise.all(idle.slice(METRICS_MAX_CONNECTIONS).map((socket) => closed(socket, 2000)));
+    assert.ok(over.every(Boolean), 'the connections over the cap are closed');
+    const held = await new Promise<number>((resolve) => server.getConnections((_, n) => resolve(n)));
+    assert.equal(held, METRICS_MAX_CONNECTIONS);
+    for (const socket of idle) socket.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    const post = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status, 200);
   });
 
   it('is scraped by a real Prometheus, which answers a query for smartproxy_connections_total after traffic', { skip: skipUnless('prometheus') }, async () => {

@@ -7,14 +7,20 @@ import { SmartProxyError } from '../protocols/errors.js';
 import { formatPrometheusMetrics, PROMETHEUS_CONTENT_TYPE } from '../proxies/smart-proxy/prometheus.js';
 import type { SmartProxy } from '../proxies/smart-proxy/smart-proxy.js';
 
-function answer(res: http.ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+/**
+ * Scrapers are few. The endpoint shares the process's file descriptors with the proxy, so a flood
+ * of idle connections to it must not take the ones the proxy needs: past this, new ones are closed.
+ */
+export const METRICS_MAX_CONNECTIONS = 64;
+
+function answer(res: http.ServerResponse, status: number, type: string, body: string, extra: http.OutgoingHttpHeaders = {}): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...extra });
   res.end(body);
 }
 
 function route(proxy: SmartProxy, req: http.IncomingMessage, res: http.ServerResponse): void {
   const path = (req.url ?? '/').split('?')[0];
-  if (req.method !== 'GET' && req.method !== 'HEAD') return answer(res, 405, 'text/plain', 'only GET\n');
+  if (req.method !== 'GET' && req.method !== 'HEAD') return answer(res, 405, 'text/plain', 'only GET\n', { Allow: 'GET, HEAD' });
   if (path === '/metrics') return answer(res, 200, PROMETHEUS_CONTENT_TYPE, formatPrometheusMetrics(proxy));
   if (path === '/stats') return answer(res, 200, 'application/json', `${JSON.stringify(proxy.getMetrics(), null, 2)}\n`);
   answer(res, 404, 'text/plain', 'try /metrics or /stats\n');
@@ -22,7 +28,9 @@ function route(proxy: SmartProxy, req: http.IncomingMessage, res: http.ServerRes
 
 /** Listens on `host:port`; rejects with ERR_LISTEN when it cannot. Later failures go to `warn`. */
 export function startMetricsEndpoint(proxy: SmartProxy, host: string, port: number, warn: (message: string) => void): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
+  // A scrape that never finishes must not hold a socket for long; the timeouts are checked each
+  // second (Node's default is every 30 s, which would let a slow client stay 40 s).
+  const server = http.createServer({ requestTimeout: 10_000, headersTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
     try {
       route(proxy, req, res);
     } catch (err) {
@@ -30,9 +38,7 @@ export function startMetricsEndpoint(proxy: SmartProxy, host: string, port: numb
       if (!res.headersSent) answer(res, 500, 'text/plain', 'internal error\n');
     }
   });
-  // A scrape that never finishes must not hold a socket for long.
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 10_000;
+  server.maxConnections = METRICS_MAX_CONNECTIONS;
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(new SmartProxyError('ERR_LISTEN', `cannot serve metrics on ${host}:${port}: ${err.message}`, { cause: err }));
     server.once('error', onError);
