@@ -108,13 +108,15 @@ describe('HTTP routes: the real client in forwarded headers', () => {
   });
 
   for (const mode of ['x-forwarded', 'forwarded'] as const) {
-    it(`a chain: client → outer SmartProxy (sends v2) → inner (accepts v2, terminates TLS, HTTP route, ${mode}) → backend sees the client`, async () => {
+    it(`a chain: client → outer SmartProxy (sends v2) → inner (accepts v2, terminates TLS, HTTP route, ${mode}) → backend sees the client, not the forwarded headers the client wrote`, async () => {
       const target = await backend();
       const [outer, inner] = [await freePort(), await freePort()];
       await proxy([route('inner', inner, target.port, { domains: ['a.test'] }, { tls: { mode: 'terminate', certificate: CERT }, http: { forwardedHeaders: mode } })], { acceptProxyProtocol: true, proxyIPs: ['127.0.0.1'] });
       await proxy([{ name: 'outer', match: { ports: outer }, action: { type: 'forward', target: { host: '127.0.0.1', port: inner }, sendProxyProtocol: { version: 2 } } }]);
       const seen = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
-        const req = https.request({ host: '127.0.0.1', port: outer, localAddress: '127.0.0.9', servername: 'a.test', headers: { host: 'a.test' }, rejectUnauthorized: false, agent: false, path: '/x' }, (res) => {
+        // The outer proxy relays the client's bytes: what the client wrote there is not the outer proxy's word.
+        const spoof = { 'X-Forwarded-For': '6.6.6.6', 'X-Real-IP': '6.6.6.6', Forwarded: 'for=6.6.6.6', 'X-Forwarded-Proto': 'gopher' };
+        const req = https.request({ host: '127.0.0.1', port: outer, localAddress: '127.0.0.9', servername: 'a.test', headers: { host: 'a.test', ...spoof }, rejectUnauthorized: false, agent: false, path: '/x' }, (res) => {
           let body = '';
           res.on('data', (c) => (body += c));
           res.on('end', () => resolve((JSON.parse(body) as { headers: http.IncomingHttpHeaders }).headers));
@@ -127,6 +129,7 @@ describe('HTTP routes: the real client in forwarded headers', () => {
         assert.equal(seen['x-forwarded-for'], '127.0.0.9');
         assert.equal(seen['x-forwarded-proto'], 'https');
         assert.equal(seen['x-forwarded-port'], String(outer), 'the port the client connected to, from the PROXY header');
+        assert.equal(seen['x-real-ip'], '127.0.0.9');
         assert.equal(seen.forwarded, undefined);
       } else {
         assert.equal(seen.forwarded, 'for=127.0.0.9;proto=https;host=a.test;by=127.0.0.1');

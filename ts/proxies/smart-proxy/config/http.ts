@@ -24,7 +24,7 @@ const MAX_HEADER_SIZE = 1024 * 1024;
 
 export interface IResolvedHttp {
   forwardedHeaders: TForwardedHeaders;
-  /** TCP peers, besides proxyIPs, whose X-Forwarded-* and Forwarded headers are kept. */
+  /** Real clients (the hop that wrote the request), besides proxyIPs, whose X-Forwarded-* and Forwarded headers are kept. */
   trustForwardedFrom: IpList | null;
   h2: boolean;
   maxHeaderSize: number;

@@ -107,10 +107,11 @@ export interface IRouteHttp {
   /**
    * `x-forwarded` (default): X-Forwarded-For, -Proto, -Host, -Port and X-Real-IP. `forwarded`:
    * RFC 7239 Forwarded. `both`, or `none`. Incoming ones are kept (and appended to) only from
-   * trusted TCP peers (`proxyIPs`, `trustForwardedFrom`); from anybody else they are removed.
+   * a trusted real client (`proxyIPs`, `trustForwardedFrom`; behind a believed PROXY header, the
+   * header's source, not the relaying peer); from anybody else they are removed.
    */
   forwardedHeaders?: TForwardedHeaders;
-  /** TCP peers (IPs/CIDRs), besides `proxyIPs`, whose forwarded headers are kept. */
+  /** Hops (IPs/CIDRs), besides `proxyIPs`, whose forwarded headers are kept: the real client, as for PROXY headers. */
   trustForwardedFrom?: string[];
   /** Offer HTTP/2 to TLS clients (ALPN `h2`, `http/1.1`) when TLS ends here. Default true. */
   h2?: boolean;

@@ -11,9 +11,14 @@ import type { Connection } from '../../connection-manager.js';
 import type { IRequestTarget } from './request-routing.js';
 import type { HttpSession } from './session.js';
 
-/** Whose incoming forwarded headers are believed: proxyIPs, or the route's trustForwardedFrom. */
-function trustsPeer(conn: Connection, http: IResolvedHttp): boolean {
-  return conn.manager.config.proxyIPs.has(conn.peerIP) || (http.trustForwardedFrom?.has(conn.peerIP) ?? false);
+/**
+ * Whether the request's incoming forwarded headers are believed: when the hop that wrote them is in
+ * proxyIPs or the route's trustForwardedFrom. That hop is the real client: behind a believed PROXY
+ * header the TCP peer only relayed the client's bytes, so trusting the peer would let any client
+ * behind a layer-4 proxy choose its own X-Forwarded-For and X-Real-IP.
+ */
+function trustsSender(conn: Connection, http: IResolvedHttp): boolean {
+  return conn.manager.config.proxyIPs.has(conn.clientIP) || (http.trustForwardedFrom?.has(conn.clientIP) ?? false);
 }
 
 /** Where the client connected to: the previous hop's listener when a believed header said so, else ours. */
@@ -55,7 +60,7 @@ function addOurs(out: string[], session: HttpSession, http: IResolvedHttp, targe
  */
 export function backendHeaders(session: HttpSession, route: IResolvedRoute, rawHeaders: readonly string[], target: IRequestTarget, upgrade: string | undefined): string[] {
   const http = route.http as IResolvedHttp;
-  const trusted = trustsPeer(session.conn, http);
+  const trusted = trustsSender(session.conn, http);
   const named = connectionTokens(rawHeaders);
   const kept: IKept = { xff: undefined, forwarded: undefined, present: new Set() };
   // Host first, as the client's authority (an absolute-form target's replaces the Host header).
