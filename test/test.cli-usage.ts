@@ -75,6 +75,25 @@ describe('the smartproxy CLI explaining a config file', () => {
     assert.deepEqual(out.trim().split('\n'), [`${file}: routes[0].action.tls.certificate.keyFile: cannot read ${path.join(path.dirname(file), 'gone.pem')}: ENOENT [ERR_CONFIG_FILE]`]);
   });
 
+  it('refuses a config file, or a certificate file it names, over 64 MiB without reading it all: a file replaced by a device that never ends included', { timeout: 20000 }, async () => {
+    const dir = cli.tempDir(onCleanup);
+    const endless = path.join(dir, 'smartproxy.json');
+    fs.symlinkSync('/dev/zero', endless);
+    const first = await runToEnd(['--check', '--config', endless]);
+    assert.equal(first.code, 2, first.out);
+    assert.deepEqual(first.out.trim().split('\n'), [`${endless}: cannot read ${endless}: larger than 64 MiB [ERR_CONFIG_FILE]`]);
+
+    const huge = path.join(dir, 'huge.pem');
+    fs.writeFileSync(huge, '');
+    fs.truncateSync(huge, 64 * 1024 * 1024 + 1);
+    const tls = { mode: 'terminate', certificate: { keyFile: 'huge.pem', certFile: 'huge.pem' } };
+    const file = path.join(dir, 'with-cert.json');
+    fs.writeFileSync(file, JSON.stringify({ routes: [{ ...route('r', 1), action: { ...route('r', 1).action, tls } }] }));
+    const second = await runToEnd(['--check', '--config', file]);
+    assert.equal(second.code, 2, second.out);
+    assert.deepEqual(second.out.trim().split('\n'), [`${file}: routes[0].action.tls.certificate.keyFile: cannot read ${huge}: larger than 64 MiB [ERR_CONFIG_FILE]`]);
+  });
+
   it('warns about settings that do nothing, and still passes', async () => {
     const { code, out } = await checkConfig({
       proxyIPs: ['10.0.0.1'],

@@ -28,6 +28,36 @@ export interface ILoaded {
   warnings: string[];
 }
 
+/**
+ * The most a config file, or a file it names, may hold. Reading is synchronous (a reload blocks
+ * the proxy while it reads and parses), and a file replaced by something huge, or by a device or
+ * pipe that never ends, must not hold the proxy or fill its memory.
+ */
+const FILE_LIMIT = 64 * 1024 * 1024;
+const READ_CHUNK = 1024 * 1024;
+
+/** `file` as UTF-8 text; throws past FILE_LIMIT bytes, before reading when the size is known ahead. */
+function readLimited(file: string): string {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const tooLarge = () => new Error(`larger than ${FILE_LIMIT / 1024 / 1024} MiB`);
+    if (fs.fstatSync(fd).size > FILE_LIMIT) throw tooLarge();
+    // Devices and FIFOs report no size: read in chunks, counting.
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(READ_CHUNK);
+      const n = fs.readSync(fd, chunk, 0, READ_CHUNK, null);
+      if (n === 0) return Buffer.concat(chunks, total).toString('utf8');
+      total += n;
+      if (total > FILE_LIMIT) throw tooLarge();
+      chunks.push(chunk.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 // File fields of a route's `action.tls`: [object holding it, file key, PEM key it fills].
 type TFileField = [holder: (tlsConfig: Record<string, unknown>) => unknown, at: string, fileKey: string, pemKey: string];
 const FILE_FIELDS: readonly TFileField[] = [
@@ -48,7 +78,7 @@ function inlineFile(holder: Record<string, unknown>, fileKey: string, pemKey: st
   if (typeof file !== 'string' || file.length === 0) return problem('must be a file path');
   const resolved = path.resolve(base, file);
   try {
-    holder[pemKey] = fs.readFileSync(resolved, 'utf8');
+    holder[pemKey] = readLimited(resolved);
   } catch (err) {
     loaded.unread.push(`${at}.${pemKey}`);
     const message = `cannot read ${resolved}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
@@ -102,7 +132,7 @@ export function loadConfig(file: string): ILoaded {
   const fail = (message: string): ILoaded => ({ ...loaded, fileProblems: [new ConfigError('ERR_CONFIG_FILE', '', message)] });
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readLimited(file);
   } catch (err) {
     return fail(`cannot read ${path.resolve(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
