@@ -58,6 +58,16 @@ describe('HTTP routes: routing per request', () => {
     assert.equal(stats.answered.ERR_HTTP_NO_ROUTE, 1);
   });
 
+  it("checks allow and block lists per request against the request's route: a client off one route's list still reaches the port's others", async () => {
+    const [guarded, open] = [await backend(), await backend()];
+    const port = await freePort();
+    const { errors } = await proxy([route('admin', port, guarded.port, { domains: ['admin.test'] }, { security: { ipAllowList: ['10.0.0.1'] } }), route('rest', port, open.port)]);
+    assert.equal((await request(port, { headers: { host: 'other.test' } })).status, 200);
+    assert.equal((await request(port, { headers: { host: 'admin.test' } })).status, 403);
+    assert.deepEqual([guarded.reports.length, open.reports.length], [0, 1]);
+    assert.deepEqual(errors.map((e) => e.code), ['ERR_SECURITY_NOT_ALLOWED']);
+  });
+
   it('answers 421 when TLS ends here and the Host is not one the SNI route serves', async () => {
     const target = await backend();
     const port = await freePort();

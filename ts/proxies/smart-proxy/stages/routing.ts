@@ -21,6 +21,9 @@ export const routingStage: IStage = {
     const route = conn.manager.routes.match(conn.localPort, conn.serverName, conn.clientIP);
     if (route === undefined) {
       reject(conn, 'ERR_ROUTE_NOT_FOUND', `no route for port ${conn.localPort}${conn.serverName ? ` and SNI ${conn.serverName}` : ''}`);
+    } else if (route.http !== null) {
+      // Each request picks its own route, whose lists the HTTP stage checks (403); this one may not be it.
+      startAction(conn, route, initial);
     } else if (route.blockList?.has(conn.clientIP)) {
       reject(conn, 'ERR_SECURITY_BLOCKED', `client ${conn.clientIP} is on route "${route.name}"'s block list`);
     } else if (route.allowList !== null && !route.allowList.has(conn.clientIP)) {
