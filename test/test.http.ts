@@ -68,6 +68,18 @@ describe('HTTP routes: routing per request', () => {
     assert.deepEqual(errors.map((e) => e.code), ['ERR_SECURITY_NOT_ALLOWED']);
   });
 
+  it('routes a Host in any case, with a port or a trailing dot to the route for that host; an empty label is a 400', async () => {
+    const [guarded, open] = [await backend(), await backend()];
+    const port = await freePort();
+    await proxy([route('admin', port, guarded.port, { domains: ['admin.test'] }, { security: { ipAllowList: ['10.0.0.1'] } }), route('rest', port, open.port)]);
+    for (const host of ['admin.test', 'ADMIN.Test', 'admin.test:80', 'admin.test.', 'Admin.Test.:80']) {
+      assert.equal((await request(port, { headers: { host } })).status, 403, `Host ${host} is admin.test's`);
+    }
+    for (const host of ['admin..test', '.admin.test', 'admin.test..']) assert.equal((await request(port, { headers: { host } })).status, 400, `Host ${host}`);
+    assert.equal((await request(port, { headers: { host: 'other.test' } })).status, 200);
+    assert.deepEqual([guarded.reports.length, open.reports.length], [0, 1]);
+  });
+
   it('answers 421 when TLS ends here and the Host is not one the SNI route serves', async () => {
     const target = await backend();
     const port = await freePort();

@@ -3,6 +3,7 @@
  * framing a smuggler could make two parties read differently (RFC 9112 6), and the Host header
  * (RFC 9110 7.2). Pure: Node's `rawHeaders` layout in (name, value, name, value, ...), values out.
  */
+import { CHAR_DOT } from '../ascii.js';
 
 /** Headers for one hop only; never passed on. Upgrade is passed on for upgrade requests only. */
 const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection']);
@@ -47,7 +48,7 @@ export function framingProblem(rawHeaders: readonly string[], httpVersion: strin
 }
 
 export interface IHostHeader {
-  /** Lower-case host name, IPv4 address, or IPv6 address in brackets. */
+  /** Lower-case host name (without the trailing dot of a fully qualified one), IPv4 address, or IPv6 address in brackets. */
   name: string;
   port: number | undefined;
 }
@@ -56,11 +57,18 @@ export interface IHostHeader {
 const HOST = /^([a-z0-9\-._~!$&'()*+,;=%]+|\[[0-9a-f:.]+\])(?::(\d{1,5}))?$/i;
 const MAX_PORT = 65535;
 
-/** A Host header (or :authority) value split into name and port; null when it is not one. */
+/**
+ * A Host header (or :authority) value split into name and port; null when it is not one. The name
+ * is the one routes match: `a.test.` is `a.test` (as backends such as nginx read it, so a trailing
+ * dot cannot steer a request past the route for its host), and an empty label is refused.
+ */
 export function parseHost(value: string): IHostHeader | null {
   const match = HOST.exec(value);
   if (match === null) return null;
   const port = match[2] === undefined ? undefined : Number(match[2]);
   if (port !== undefined && port > MAX_PORT) return null;
-  return { name: match[1].toLowerCase(), port };
+  let name = match[1].toLowerCase();
+  if (name.charCodeAt(name.length - 1) === CHAR_DOT) name = name.slice(0, -1);
+  if (name.length === 0 || name.charCodeAt(0) === CHAR_DOT || name.charCodeAt(name.length - 1) === CHAR_DOT || name.includes('..')) return null;
+  return { name, port };
 }
