@@ -106,7 +106,10 @@ describe('HTTP routes: the real client in forwarded headers', () => {
     const port = await freePort();
     await proxy([route('both', port, target.port, {}, { http: { forwardedHeaders: 'both' } })]);
     const spoof = { 'X-Forwarded-For': '6.6.6.6', Forwarded: 'for=6.6.6.6', 'X-Real-IP': '6.6.6.6', 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'evil' };
-    const seen = reportOf(await request(port, { localAddress: '127.0.0.5', headers: spoof })).headers;
+    // Spelt with underscores, in other cases, and repeated: CGI-style servers read X_Forwarded_For as X-Forwarded-For.
+    const variants = { x_forwarded_for: '6.6.6.6', X_REAL_IP: '6.6.6.6', 'x-FORWARDED-for': ['6.6.6.6', '7.7.7.7'], FORWARDED: 'for=6.6.6.6', x_forwarded_proto: 'https' };
+    const seen = reportOf(await request(port, { localAddress: '127.0.0.5', headers: { ...spoof, ...variants } })).headers;
+    assert.deepEqual(Object.keys(seen).filter((name) => name.includes('_')), [], 'no underscore variant reached the backend');
     assert.equal(seen['x-forwarded-for'], '127.0.0.5');
     assert.equal(seen['x-real-ip'], '127.0.0.5');
     assert.equal(seen['x-forwarded-proto'], 'http');

@@ -50,7 +50,11 @@ export function appendToList(existing: string | undefined, value: string): strin
   return existing === undefined || existing.length === 0 ? value : `${existing}, ${value}`;
 }
 
-/** Whether a header (lower-case name) tells who the client is: removed unless the peer is trusted. */
+/**
+ * Whether a header (lower-case name) tells who the client is: removed unless the peer is trusted.
+ * `_` counts as `-`: CGI-style servers (WSGI, Rack, PHP) read `X_Forwarded_For` as the same header.
+ */
 export function isForwardingHeader(name: string): boolean {
-  return name === 'forwarded' || name === 'x-real-ip' || name.startsWith('x-forwarded-');
+  const dashed = name.includes('_') ? name.replaceAll('_', '-') : name;
+  return dashed === 'forwarded' || dashed === 'x-real-ip' || dashed.startsWith('x-forwarded-');
 }
