@@ -196,6 +196,33 @@ describe('HTTP routes: connections', () => {
     assert.ok(target.connections < 100, 'backend connections are pooled');
   });
 
+  it('takes pipelined requests one at a time: 200 in one write are answered in order over one backend connection', async () => {
+    const target = await backend();
+    const port = await freePort();
+    const { proxy: p } = await proxy([route('pipelined', port, target.port)]);
+    const socket = await connect({ port });
+    socket.write(Array.from({ length: 200 }, (_, i) => `GET /p/${i} HTTP/1.1\r\nHost: a\r\n${i === 199 ? 'Connection: close\r\n' : ''}\r\n`).join(''));
+    const answers = (await readAll(socket, 3000)).toString('latin1');
+    const urls = [...answers.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(urls, Array.from({ length: 200 }, (_, i) => `/p/${i}`));
+    assert.equal(target.connections, 1, 'one backend connection, not one per pipelined request');
+    await waitFor(() => p.connectionManager.http.inFlight.size === 0, 1000, 'no request left in flight');
+  });
+
+  it('a client that resets with pipelined requests unanswered leaves nothing in flight (maxConnections stays usable)', async () => {
+    const slow = await backend({ delayMs: 200 });
+    const port = await freePort();
+    const { proxy: p } = await proxy([route('slow', port, slow.port, {}, { security: { maxConnections: 2 } })]);
+    const socket = await connect({ port });
+    socket.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(5));
+    await new Promise((r) => setTimeout(r, 50));
+    socket.resetAndDestroy();
+    await waitFor(() => p.connectionManager.connections.size === 0, 1000, 'the client connection closed');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual([...p.connectionManager.http.inFlight.values()], []);
+    assert.equal((await request(port)).status, 200);
+  });
+
   it('on a route that sends PROXY, no backend connection ever carries two clients', async () => {
     const target = await backend({ proxy: true });
     const port = await freePort();

@@ -36,6 +36,10 @@ class Exchange {
     readonly req: ClientRequest,
     readonly res: ClientResponse,
   ) {}
+
+  begin(): void {
+    begin(this);
+  }
 }
 
 /** Where a request's session is: on the client stream (HTTP/1) or the session's socket (HTTP/2, through Node's socket proxy). */
@@ -85,7 +89,18 @@ export function onRequest(req: ClientRequest, res: ClientResponse): void {
   (res as Tagged<ClientResponse>)[kExchange] = ex;
   requestStarted(session);
   res.on('close', onResponseClose);
-  const routed = routeRequest(session, req);
+  if (session.inFlight > 1 && session.conn.negotiatedAlpn !== 'h2') {
+    (session.pipelined ??= []).push(ex);
+    session.conn.clientStream.pause();
+    return;
+  }
+  begin(ex);
+}
+
+/** Routes the request and sends it on, or answers it. */
+function begin(ex: Exchange): void {
+  const session = ex.session;
+  const routed = routeRequest(session, ex.req);
   if (isRefusal(routed)) {
     refuse(ex, routed);
     return;
@@ -94,8 +109,20 @@ export function onRequest(req: ClientRequest, res: ClientResponse): void {
   ex.target = routed.target;
   const state = session.conn.manager.http;
   state.inFlight.set(routed.route, (state.inFlight.get(routed.route) ?? 0) + 1);
-  ex.headers = backendHeaders(session, routed.route, req.rawHeaders, routed.target, undefined);
+  ex.headers = backendHeaders(session, routed.route, ex.req.rawHeaders, routed.target, undefined);
   send(ex);
+}
+
+/** The request in progress is answered: the next pipelined one begins, and with none left, reading resumes. */
+function beginPipelined(session: HttpSession): void {
+  const queue = session.pipelined;
+  if (queue === null || session.conn.closed) return;
+  const next = queue.shift();
+  if (queue.length === 0) {
+    session.pipelined = null;
+    session.conn.clientStream.resume();
+  }
+  next?.begin();
 }
 
 /** Sends the request to the route's next host; its body follows as the client sends it. */
@@ -226,4 +253,5 @@ function onResponseClose(this: Tagged<ClientResponse>): void {
     else state.inFlight.delete(ex.route);
   }
   requestEnded(ex.session);
+  beginPipelined(ex.session);
 }

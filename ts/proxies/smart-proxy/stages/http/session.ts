@@ -14,6 +14,11 @@ export interface ISessionSocket {
   [kSession]: HttpSession;
 }
 
+/** An HTTP/1.1 request pipelined behind another (an exchange of exchange.ts), begun when those before it are answered. */
+export interface IPipelinedRequest {
+  begin(): void;
+}
+
 export class HttpSession {
   /** Requests (and upgraded tunnels) started and not yet answered. */
   inFlight = 0;
@@ -22,6 +27,11 @@ export class HttpSession {
   bytesAtReady: number;
   /** Routes that send PROXY headers: this client's own backend connections, never shared. */
   agents: Map<IResolvedRoute, http.Agent> | null = null;
+  /**
+   * HTTP/1.1 requests that came pipelined behind the one in progress, oldest first. HTTP/1.1 answers
+   * in order anyway, so they wait (reading paused) instead of each taking a backend connection.
+   */
+  pipelined: IPipelinedRequest[] | null = null;
   /** The route of an upgraded tunnel, whose in-flight count is released when the connection ends. */
   tunnelRoute: IResolvedRoute | null = null;
 
