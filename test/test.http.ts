@@ -223,6 +223,17 @@ describe('HTTP routes: connections', () => {
     assert.equal((await request(port)).status, 200);
   });
 
+  it('an upgrade pipelined behind an unanswered request closes the connection instead of tunnelling ahead of the answer', async () => {
+    const slow = await backend({ delayMs: 300 });
+    const port = await freePort();
+    const { errors } = await proxy([route('slow', port, slow.port)]);
+    const started = Date.now();
+    const answer = await raw(port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    assert.equal(answer, '');
+    assert.ok(Date.now() - started < 1000);
+    assert.deepEqual(errors.map((e) => [e.code, e.message]), [['ERR_HTTP_BAD_REQUEST', 'upgrade request pipelined behind unanswered requests']]);
+  });
+
   it('on a route that sends PROXY, no backend connection ever carries two clients', async () => {
     const target = await backend({ proxy: true });
     const port = await freePort();

@@ -10,7 +10,7 @@ import type { IResolvedHttp, IResolvedRoute } from '../../config.js';
 import type { Connection } from '../../connection-manager.js';
 import { EMPTY, type ITaggedSocket, kConn, tag } from '../common.js';
 import { bridge, onBackendClose } from '../forward.js';
-import { answerRaw, type IRefusal } from './answers.js';
+import { answerRaw, type IRefusal, report } from './answers.js';
 import { agentFor } from './backend.js';
 import { requestStarted, routeRequest, sessionOf } from './exchange.js';
 import { backendHeaders, responseHeaders } from './forwarding.js';
@@ -35,9 +35,18 @@ function refuseTunnel(tunnel: ITunnel, refusal: IRefusal): void {
   answerRaw(tunnel.session.conn, tunnel.client, refusal, tunnel.route, tunnel.req);
 }
 
+/** An upgrade pipelined behind unanswered requests: no answer can be put in order, so the connection closes. */
+const PIPELINED_UPGRADE: IRefusal = { status: 400, code: 'ERR_HTTP_BAD_REQUEST', message: 'upgrade request pipelined behind unanswered requests' };
+
 export function onUpgrade(req: http.IncomingMessage, client: net.Socket, head: Buffer): void {
   const session = sessionOf(req);
   const conn = session.conn;
+  if (session.inFlight > 0) {
+    // The tunnel's bytes would go out before the answers to the requests ahead of it.
+    report(conn, PIPELINED_UPGRADE, null, req);
+    conn.manager.close(conn, PIPELINED_UPGRADE.code);
+    return;
+  }
   requestStarted(session);
   const routed = routeRequest(session, req);
   if (isRefusal(routed)) {
