@@ -193,6 +193,8 @@ describe('UDP routes', () => {
     const list = await Promise.all(CLIENTS.map((a) => udpClient(a, port)));
     await exchange(list, 30);
     assert.equal(proxy.getStatistics().udp.activeSessions, 3);
+    // Backend, listener, three clients and a backend socket per session: the count sees them all.
+    assert.equal(udpHandles(), before + 8);
     await waitFor(() => proxy.getStatistics().udp.activeSessions === 0, 1000);
     await exchange(list, 3);
     assert.equal(proxy.getStatistics().udp.totalSessions, 6);

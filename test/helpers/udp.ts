@@ -123,7 +123,7 @@ export function udpClient(address: string, port: number, host = '127.0.0.1'): Pr
   });
 }
 
-/** How many UDP handles this process holds (to show nothing leaked). */
+/** How many UDP sockets this process holds (to show nothing leaked); Node names them 'UDPWrap'. */
 export function udpHandles(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === 'UDPWRAP').length;
+  return process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
 }
