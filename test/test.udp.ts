@@ -184,6 +184,38 @@ describe('UDP routes', () => {
     assert.equal(proxy.getStatistics().udp.dropped.ERR_UDP_TOO_MANY_SESSIONS, 1);
   });
 
+  test('maxConnectionsPerIP bounds sessions per real client: many source ports of one address, or many ports a trusted balancer names for one client', async () => {
+    const backend = await echo();
+    const port = await freeUdpPort();
+    const proxy = await start({ maxConnectionsPerIP: 2, acceptProxyProtocol: true, proxyIPs: ['127.0.0.1'], routes: [udpRoute('r', port, backend.port)] });
+    const [a, b, c] = await clients(port, ['127.0.0.4', '127.0.0.4', '127.0.0.4']);
+    await a.request('a');
+    await b.request('b');
+    assert.equal(await c.silent('c'), true);
+    const [balancer] = await clients(port, ['127.0.0.1']);
+    for (const clientPort of [1, 2]) assert.equal((await balancer.request(withHeader('198.51.100.9', clientPort, 'q'))).toString(), `198.51.100.9 ${clientPort}|q`);
+    assert.equal(await balancer.silent(withHeader('198.51.100.9', 3, 'q')), true);
+    assert.equal((await balancer.request(withHeader('198.51.100.10', 3, 'q'))).toString(), '198.51.100.10 3|q');
+    const stats = proxy.getStatistics().udp;
+    assert.equal(stats.dropped.ERR_LIMIT_PER_IP, 2);
+    assert.equal(stats.activeSessions, 5);
+  });
+
+  test('a backend that answers with ICMP port unreachable ends the session (counted, warned); the next datagram opens a new one', async () => {
+    const [port, dead] = [await freeUdpPort(), await freeUdpPort()];
+    const proxy = await start({ routes: [udpRoute('r', port, dead)] });
+    const warnings: string[] = [];
+    proxy.on('warning', (message) => warnings.push(message));
+    const [client] = await clients(port, ['127.0.0.1']);
+    for (let i = 1; i <= 3; i++) {
+      assert.equal(await client.silent(`x${i}`, 50), true);
+      await waitFor(() => proxy.getStatistics().udp.dropped.ERR_UDP_BACKEND === i);
+      assert.equal(proxy.getStatistics().udp.activeSessions, 0);
+    }
+    assert.equal(proxy.getStatistics().udp.totalSessions, 3);
+    assert.ok(warnings.length === 3 && warnings.every((w) => w.includes('ECONNREFUSED')), warnings.join('; '));
+  });
+
   test('idle sessions expire after udpSessionTimeout and stop() leaves no UDP socket behind', async () => {
     const before = udpHandles();
     const backend = await startUdpEcho();
@@ -224,6 +256,22 @@ describe('UDP routes', () => {
     assert.deepEqual(proxy.getStatistics().udp.listeningPorts, [p2]);
     const [client] = await clients(p2, ['127.0.0.1']);
     assert.equal((await client.request('x')).toString(), `127.0.0.1 ${client.port}|x`);
+  });
+
+  test('updateRoutes dropping a UDP port ends its live sessions and closes their backend sockets', async () => {
+    const backend = await echo();
+    const [p1, p2] = [await freeUdpPort(), await freeUdpPort()];
+    const proxy = await start({ routes: [udpRoute('a', p1, backend.port), { ...udpRoute('b', p2, backend.port), name: 'b' }] });
+    const list = await clients(p1);
+    await exchange(list, 3);
+    const live = udpHandles();
+    await proxy.updateRoutes([udpRoute('b', p2, backend.port)]);
+    await waitFor(() => udpHandles() === live - 4);
+    const stats = proxy.getStatistics().udp;
+    assert.equal(stats.activeSessions, 0);
+    assert.deepEqual(stats.listeningPorts, [p2]);
+    assert.equal(await list[0].silent('after'), true);
+    assert.equal(backend.datagrams, 3);
   });
 
   test('configuration: v1 sending, TLS or domains on a UDP route, and an unknown transport are ConfigErrors naming the field', () => {
