@@ -17,7 +17,7 @@ import type { ISmartProxyEventMap } from '../models/interfaces.js';
 import type { UdpSession } from './session.js';
 
 /** The largest UDP payload over IPv4 (65,535 − 8-byte UDP header − 20-byte IP header). */
-export const MAX_UDP_PAYLOAD = 65_507;
+const MAX_UDP_PAYLOAD = 65_507;
 
 const kListener = Symbol('udpListener');
 type TaggedSocket = dgram.Socket & { [kListener]: UdpListener };

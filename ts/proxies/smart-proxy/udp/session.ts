@@ -11,15 +11,15 @@ import { uniqueIdTlv } from '../../../protocols/proxy/tlv.js';
 import type { IProxyHeader, IProxyIpAddress, ITlv } from '../../../protocols/proxy/types.js';
 import type { IResolvedRoute, ISendSettings } from '../config.js';
 
-export const kSession = Symbol('udpSession');
+const kSession = Symbol('udpSession');
 
 type TaggedSocket = dgram.Socket & { [kSession]: UdpSession };
 
 /** Datagrams held while the backend socket connects (a name lookup at most); more are dropped. */
-export const MAX_QUEUED = 64;
+const MAX_QUEUED = 64;
 
 /** The listener a session belongs to (an interface, so this module imports no other of udp/). */
-export interface ISessionOwner {
+interface ISessionOwner {
   /** The bound address, for the destination of headers we send. */
   readonly address: string;
   readonly port: number;
