@@ -274,13 +274,16 @@ describe('UDP routes', () => {
     assert.equal(backend.datagrams, 3);
   });
 
-  test('configuration: v1 sending, TLS or domains on a UDP route, and an unknown transport are ConfigErrors naming the field', () => {
+  test('configuration: v1 sending, TLS, domains or HTTP matching/options on a UDP route, and an unknown transport are ConfigErrors naming the field', () => {
     const base = udpRoute('r', 5353, 53);
     const cases: Array<[unknown, string]> = [
       [{ ...base, action: { ...base.action, sendProxyProtocol: { version: 1 } } }, 'routes[0].action.sendProxyProtocol'],
       [{ ...base, action: { ...base.action, tls: { mode: 'passthrough' } } }, 'routes[0].action.tls'],
       [{ ...base, match: { ...base.match, domains: ['example.com'] } }, 'routes[0].match.domains'],
       [{ ...base, match: { ...base.match, transport: 'sctp' } }, 'routes[0].match.transport'],
+      [{ ...base, match: { ...base.match, path: '/api/*' } }, 'routes[0].match.path'],
+      [{ ...base, match: { ...base.match, headers: { 'x-tenant': 'a' } } }, 'routes[0].match.headers'],
+      [{ ...base, action: { ...base.action, http: {} } }, 'routes[0].action.http'],
     ];
     for (const [route, field] of cases) {
       assert.throws(() => new SmartProxy({ routes: [route as never] }), (err: unknown) => err instanceof ConfigError && err.field === field);

@@ -2,7 +2,7 @@
 import type { IRouteConfig } from '../models/route-types.js';
 import { describe, isObject, type Problems, Scope } from './check.js';
 import { httpAlpn, resolveHttp } from './http.js';
-import { MATCH_KEYS, resolveMatch } from './match.js';
+import { type IResolvedMatch, MATCH_KEYS, resolveMatch } from './match.js';
 import { resolveSecurity, type TDefaultSecurity } from './security.js';
 import { type IGlobalSend, resolveRouteSend } from './sending.js';
 import { type IDefaultTarget, resolveTarget } from './target.js';
@@ -41,10 +41,17 @@ function part(value: unknown, field: string, known: readonly string[], scope: Sc
   return scope.object(value, field, known, 'ERR_CONFIG_ROUTE');
 }
 
-/** What a UDP route cannot have: TLS, SNI domains, and PROXY v1 (it has no datagram form). */
-function checkUdpRoute(action: Record<string, unknown>, hasDomains: boolean, send: ISendSettings | null, base: string, scope: Scope): void {
+/**
+ * What a UDP route cannot have: TLS, SNI domains, HTTP matching or options (UDP matching ignores
+ * them, so the route would match more than it says), and PROXY v1 (it has no datagram form).
+ */
+function checkUdpRoute(action: Record<string, unknown>, matched: IResolvedMatch, send: ISendSettings | null, base: string, scope: Scope): void {
   if (action.tls !== undefined) scope.add('ERR_CONFIG_TLS', `${base}.action.tls`, 'a UDP route carries datagrams, not TLS: leave tls out');
-  if (hasDomains) scope.add('ERR_CONFIG_DOMAIN', `${base}.match.domains`, 'a UDP route has no SNI to match: leave domains out');
+  if (matched.domains !== null) scope.add('ERR_CONFIG_DOMAIN', `${base}.match.domains`, 'a UDP route has no SNI to match: leave domains out');
+  const http: Array<[unknown, string]> = [[action.http, 'action.http'], [matched.path, 'match.path'], [matched.headers, 'match.headers']];
+  for (const [given, field] of http) {
+    if (given !== undefined && given !== null) scope.add('ERR_CONFIG_HTTP', `${base}.${field}`, 'a UDP route carries datagrams, not HTTP: leave it out');
+  }
   if (send !== null && send.version === 1) {
     scope.add('ERR_CONFIG_OPTION', `${base}.action.sendProxyProtocol`, 'PROXY v1 has no datagram form: a UDP route sends v2 (sendProxyProtocol: { version: 2 })');
   }
@@ -72,7 +79,7 @@ export function resolveRoute(raw: unknown, index: number, context: IRouteContext
   const security = resolveSecurity(action.security, context.security, `${base}.action.security`, scope);
   const send = resolveRouteSend(action.sendProxyProtocol, context.send, `${base}.action.sendProxyProtocol`, scope);
   const http = resolveHttp(action.http, matched, tlsPart.tlsMode, `${base}.action.http`, scope);
-  if (matched.transport === 'udp') checkUdpRoute(action, matched.domains !== null, send, base, scope);
+  if (matched.transport === 'udp') checkUdpRoute(action, matched, send, base, scope);
   return {
     config: raw as unknown as IRouteConfig,
     name,
