@@ -79,6 +79,18 @@ function configFifo(): { file: string; opened: () => Promise<fs.promises.FileHan
   };
 }
 
+/** Starts the CLI on a FIFO config, sends `signal` while the CLI waits to read it, then gives it `config`. */
+async function signalDuringLoad(signal: NodeJS.Signals, config: unknown): Promise<{ run: cli.IRun; fifo: ReturnType<typeof configFifo> }> {
+  const fifo = configFifo();
+  const run = runNode(['ts/cli.ts', '--config', fifo.file]);
+  const reading = await fifo.opened();
+  run.child.kill(signal);
+  await sleep(100);
+  await reading.writeFile(JSON.stringify(config));
+  await reading.close();
+  return { run, fifo };
+}
+
 describe('the smartproxy CLI as a service', () => {
   it('keeps serving after its stdout and stderr are closed, even when a client makes it log', async () => {
     const one = await backend('one');
@@ -116,16 +128,11 @@ describe('the smartproxy CLI as a service', () => {
     live.destroy();
   });
 
-  it('survives SIGHUP during start-up and applies the file once started', async () => {
+  // With a timeout: when the queued reload never reads the file, serve() waits for a reader forever.
+  it('survives SIGHUP during start-up and applies the file once started', { timeout: 20000 }, async () => {
     const [one, two] = [await backend('one'), await backend('two')];
     const port = await freePort();
-    const fifo = configFifo();
-    const run = runNode(['ts/cli.ts', '--config', fifo.file]);
-    const reading = await fifo.opened();
-    run.child.kill('SIGHUP');
-    await sleep(100);
-    await reading.writeFile(JSON.stringify({ listenAddress: '127.0.0.1', routes: [route('r', port, one)] }));
-    await reading.close();
+    const { run, fifo } = await signalDuringLoad('SIGHUP', { listenAddress: '127.0.0.1', routes: [route('r', port, one)] });
     // Once started, the queued reload reads the file again: it now names the other backend.
     await run.waitFor(/started with 1 route/);
     await fifo.serve({ listenAddress: '127.0.0.1', routes: [route('r', port, two)] });
@@ -136,13 +143,7 @@ describe('the smartproxy CLI as a service', () => {
 
   it('stops cleanly on SIGTERM during start-up, without listening', async () => {
     const port = await freePort();
-    const fifo = configFifo();
-    const run = runNode(['ts/cli.ts', '--config', fifo.file]);
-    const reading = await fifo.opened();
-    run.child.kill('SIGTERM');
-    await sleep(100);
-    await reading.writeFile(JSON.stringify({ listenAddress: '127.0.0.1', routes: [route('r', port, 9)] }));
-    await reading.close();
+    const { run } = await signalDuringLoad('SIGTERM', { listenAddress: '127.0.0.1', routes: [route('r', port, 9)] });
     assert.equal(await run.exited, 0, run.output());
     assert.match(run.output(), /SIGTERM: stopping during start-up/);
     assert.doesNotMatch(run.output(), /listening on/);
