@@ -111,6 +111,18 @@ describe('HTTP routes: HTTP/2 clients to an HTTP/1.1 backend', () => {
     assert.equal((JSON.parse(body) as IBackendReport).headers['x-forwarded-proto'], 'https');
   });
 
+  it('an HTTP/2 client may open at most 128 streams at once (each is a backend request)', async () => {
+    const backend = await startHttpBackend();
+    onCleanup(() => backend.close());
+    const port = await freePort();
+    await terminatingProxy(port, backend.port);
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, servername: 'a.test' });
+    session.on('error', () => undefined);
+    const [settings] = (await once(session, 'remoteSettings')) as [http2.Settings];
+    session.close();
+    assert.equal(settings.maxConcurrentStreams, 128);
+  });
+
   it('h2: false offers only http/1.1', { skip: skipUnless('curl') }, async () => {
     const backend = await startHttpBackend();
     onCleanup(() => backend.close());

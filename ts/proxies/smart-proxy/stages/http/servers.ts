@@ -48,6 +48,8 @@ function onH2Session(this: http2.Http2Server, session: http2.ServerHttp2Session)
 
 function ignore(): void {}
 
+const H2_MAX_CONCURRENT_STREAMS = 128;
+
 function createServers(settings: IResolvedHttp): IRouteServers {
   // Timeouts are the HTTP stage's (one sweep for every connection), so Node's own are off.
   const h1 = http.createServer({ maxHeaderSize: settings.maxHeaderSize, requireHostHeader: false, keepAliveTimeout: 0, requestTimeout: 0, headersTimeout: 0 });
@@ -58,7 +60,9 @@ function createServers(settings: IResolvedHttp): IRouteServers {
   h1.on('upgrade', onUpgrade);
   h1.on('connect', onConnectMethod);
   h1.on('clientError', onClientError);
-  const h2 = http2.createServer({ settings: { maxHeaderListSize: settings.maxHeaderSize } });
+  // Each stream is a backend request: cap them per session as nginx does (Node's default is 2^32 - 1),
+  // so one client cannot open thousands of backend requests at once.
+  const h2 = http2.createServer({ settings: { maxHeaderListSize: settings.maxHeaderSize, maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS } });
   h2.on('request', onRequest);
   h2.on('checkContinue', onRequest);
   h2.on('session', onH2Session);
