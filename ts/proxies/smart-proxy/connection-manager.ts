@@ -16,6 +16,7 @@ import type { ClientHelloReader } from '../../protocols/tls/client-hello.js';
 import type { IProxyHeader } from '../../protocols/proxy/types.js';
 import type { IResolvedConfig, IResolvedRoute } from './config.js';
 import type { IClosedConnectionRecord, IConnectionRecord, IProxyProtocolStatistics, ISmartProxyEventMap, ISmartProxyStatistics } from './models/interfaces.js';
+import { release, retain } from './counts.js';
 import type { RouteManager } from './route-manager.js';
 import { addRouteTotals, type IByteTotals, type IRouteTotals, type ITrafficTotals, TrafficMeter } from './traffic-meter.js';
 import { HttpState } from './stages/http/state.js';
@@ -144,18 +145,6 @@ export class Connection implements IConnectionRecord {
     if (this.idText === undefined) this.idText = `${this.manager.idPrefix}-${this.seq.toString(36)}`;
     return this.idText;
   }
-}
-
-/** Adds one to a counter. */
-function retain<K>(counts: Map<K, number>, key: K): void {
-  counts.set(key, (counts.get(key) ?? 0) + 1);
-}
-
-/** Takes one off a counter, dropping the key at zero so the table holds only live entries. */
-function release<K>(counts: Map<K, number>, key: K): void {
-  const left = (counts.get(key) ?? 1) - 1;
-  if (left > 0) counts.set(key, left);
-  else counts.delete(key);
 }
 
 function emptyProxyStats(): IProxyProtocolStatistics {
@@ -297,7 +286,7 @@ export class ConnectionManager {
   admitRoute(conn: Connection, route: IResolvedRoute): boolean {
     const count = this.perRoute.get(route) ?? 0;
     if (route.http === null && route.maxConnections > 0 && count >= route.maxConnections) return false;
-    this.perRoute.set(route, count + 1);
+    retain(this.perRoute, route);
     conn.route = route;
     return true;
   }

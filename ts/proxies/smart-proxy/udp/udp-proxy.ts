@@ -7,6 +7,7 @@ import type { EventEmitter } from 'node:events';
 import type { ConnectionErrorCode } from '../../../protocols/errors.js';
 import type { IResolvedRoute } from '../config.js';
 import type { ConnectionManager } from '../connection-manager.js';
+import { release, retain } from '../counts.js';
 import type { ISmartProxyEventMap, IUdpStatistics } from '../models/interfaces.js';
 import { type IFlow, type IUdpHost, UdpListener } from './listener.js';
 import { UdpSession } from './session.js';
@@ -111,8 +112,8 @@ export class UdpProxy implements IUdpHost {
     const id = `${this.manager.idPrefix}-u${(this.nextId++).toString(36)}`;
     const client = { address: clientIP, port: flow.clientPort };
     const session = new UdpSession(id, key, listener, peerAddress, peerPort, client, route, this.manager.nextHost(route), flow.header, this.tick);
-    this.perIP.set(clientIP, (this.perIP.get(clientIP) ?? 0) + 1);
-    this.perRoute.set(route, (this.perRoute.get(route) ?? 0) + 1);
+    retain(this.perIP, clientIP);
+    retain(this.perRoute, route);
     this.counts.totalSessions++;
     return session;
   }
@@ -152,12 +153,6 @@ export class UdpProxy implements IUdpHost {
       dropped: { ...this.counts.dropped },
     };
   }
-}
-
-function release<K>(counts: Map<K, number>, key: K): void {
-  const left = (counts.get(key) ?? 1) - 1;
-  if (left > 0) counts.set(key, left);
-  else counts.delete(key);
 }
 
 function sweep(proxy: UdpProxy): void {
