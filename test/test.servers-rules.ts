@@ -272,6 +272,33 @@ describe('withProxyProtocol: the header deadline', () => {
     }
   });
 
+  it("an http.Server's closeAllConnections also closes connections still waiting for their header, so close() need not wait for the deadline", async () => {
+    const server = withProxyProtocol(http.createServer((_req, res) => res.end('x')), { proxyIPs: ['127.0.0.1'], timeout: 5000 });
+    const errors: IProxyProtocolServerErrorEvent[] = [];
+    server.on('proxyProtocolError', (e: IProxyProtocolServerErrorEvent) => errors.push(e));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const silent = await connect({ port });
+    const midHeader = await connect({ port });
+    midHeader.write(v2().subarray(0, 20));
+    const untrusted = await connect({ port, localAddress: '127.0.0.23' });
+    untrusted.write('PRO');
+    await new Promise((r) => setTimeout(r, 50));
+    const clients = [silent, midHeader, untrusted];
+    let serverClosed = false;
+    const done = new Promise<void>((resolve) => server.close(() => resolve())).then(() => (serverClosed = true));
+    server.closeAllConnections();
+    try {
+      await Promise.race([done, new Promise((r) => setTimeout(r, 1000))]);
+      assert.ok(serverClosed, 'close() still waits 1 s later');
+      for (const socket of clients) assert.ok(await closed(socket, 1000), 'the client sees its connection closed');
+      assert.deepEqual(errors, [], 'closing is not a PROXY error');
+    } finally {
+      for (const socket of clients) socket.destroy();
+      await done;
+    }
+  });
+
   it('TCP peers that reset before their connections are accepted are dropped quietly, not reported as spoofing', async () => {
     const h = await lineServer({ proxyIPs: ['127.0.0.1'] });
     const header = ProxyProtocolParser.generate({ command: 'LOCAL' }, { version: 2 }).toString('hex');

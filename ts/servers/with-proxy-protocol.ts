@@ -53,10 +53,14 @@ interface IServerState {
   waiting: Set<IWaitingSocket>;
   sweepTimer: NodeJS.Timeout | null;
   sweepInterval: number;
+  /** http(s).Server's closeAllConnections before it was wrapped; null for other servers. */
+  closeAll: (() => void) | null;
 }
 
 interface IWrappedServer extends net.Server {
   [kServer]: IServerState;
+  /** http(s).Server only. */
+  closeAllConnections?: () => void;
 }
 
 /** A connection whose PROXY stage is not decided yet. */
@@ -283,6 +287,17 @@ function interceptEmit(this: IWrappedServer, event: string | symbol, socket?: un
   return true;
 }
 
+/**
+ * http(s).Server's closeAllConnections, extended to the connections still waiting for their
+ * header: the server has not seen them, so without this they would hold close() open until
+ * their deadline (or for ever, with timeout 0). 'close' then ends each wait.
+ */
+function closeAllConnections(this: IWrappedServer): void {
+  const state = this[kServer];
+  for (const socket of state.waiting) socket.destroy();
+  (state.closeAll as () => void).call(this);
+}
+
 function stopSweep(this: IWrappedServer): void {
   const state = this[kServer];
   if (state.sweepTimer !== null) clearInterval(state.sweepTimer);
@@ -313,8 +328,10 @@ export function withProxyProtocol<T extends net.Server>(server: T, options: IWit
     waiting: new Set(),
     sweepTimer: null,
     sweepInterval: Math.max(SWEEP_MIN_MS, Math.min(SWEEP_MAX_MS, Math.floor(shortest / SWEEP_DIVISOR))),
+    closeAll: wrapped.closeAllConnections ?? null,
   };
   wrapped.emit = interceptEmit as T['emit'];
+  if (wrapped[kServer].closeAll !== null) wrapped.closeAllConnections = closeAllConnections;
   wrapped.on('close', stopSweep);
   return server;
 }
