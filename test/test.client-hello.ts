@@ -157,7 +157,9 @@ describe('ClientHelloReader refuses what is not a ClientHello with a stable code
   const cases: Array<[string, Buffer, string, number?]> = [
     ['an application-data record inside the hello', Buffer.concat([record(message.subarray(0, 10)), record(message.subarray(10), 0x17)]), 'ERR_TLS_CLIENT_HELLO_MALFORMED'],
     ['a record of length 0', Buffer.concat([record(Buffer.alloc(0)), record(message)]), 'ERR_TLS_CLIENT_HELLO_MALFORMED'],
-    ['a record over 16384 bytes', Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x40, 0x01]), Buffer.alloc(10)]), 'ERR_TLS_CLIENT_HELLO_MALFORMED'],
+    // A whole, valid hello inside: only the record length can make these malformed.
+    ['a record over 16384 bytes', Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x40, 0x01]), message]), 'ERR_TLS_CLIENT_HELLO_MALFORMED'],
+    ['a record of length 65535', Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0xff, 0xff]), message]), 'ERR_TLS_CLIENT_HELLO_MALFORMED'],
     ['a ServerHello where the ClientHello should be', record(Buffer.concat([Buffer.from([0x02]), message.subarray(1)])), 'ERR_TLS_CLIENT_HELLO_MALFORMED'],
     ['an extensions block that overruns the hello', record(overrunExtensions(message)), 'ERR_TLS_CLIENT_HELLO_MALFORMED'],
     ['a hello longer than maxBytes', record(helloMessage('c.example.com', 500)), 'ERR_TLS_CLIENT_HELLO_TOO_LARGE', 512],
