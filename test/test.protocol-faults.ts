@@ -116,6 +116,21 @@ describe('a parsed header owns its bytes and never pins the chunk it came in (#1
     }
   }
 
+  it('keeps a header split across chunks intact when the caller reuses each chunk right after pushing it', () => {
+    for (const [what, header] of HEADERS) {
+      const expected = snapshot(decodeHeader(Buffer.from(header)));
+      for (let cut = 1; cut < header.length; cut++) {
+        const decoder = new ProxyProtocolDecoder({ maxHeaderSize: 8192 });
+        const first = Buffer.from(header.subarray(0, cut));
+        assert.equal(decoder.push(first).status, 'incomplete');
+        first.fill(0xff);
+        const result = decoder.push(Buffer.from(header.subarray(cut)));
+        assert.equal(result.status, 'complete', `${what} cut at ${cut}`);
+        assert.deepEqual(snapshot((result as { header: IProxyHeader }).header), expected, `${what} cut at ${cut}`);
+      }
+    }
+  });
+
   it('lets the garbage collector free the chunk while the header is still in use', async () => {
     for (const [what, header] of HEADERS) {
       let chunk: Buffer | null = withPayload(header);
@@ -196,6 +211,14 @@ describe('generate() writes only what decode() accepts (#10.10)', () => {
       assert.equal(codeOf(() => generateV2With(tlvs())), 'ERR_PP_BAD_INPUT');
     });
   }
+
+  it('refuses address text with a character beyond ASCII whose low byte is a digit (U+0131), rather than writing the digit', () => {
+    for (const version of [1, 2] as const) {
+      for (const address of ['\u0131.2.3.4', '2001:db8::\u0131']) {
+        assert.equal(codeOf(() => ProxyProtocolParser.generate({ source: { address, port: 1 }, destination: DST4 }, { version })), 'ERR_PP_BAD_INPUT', `v${version} ${address}`);
+      }
+    }
+  });
 
   it('refuses a header over 65551 bytes with ERR_PP_HEADER_TOO_LARGE', () => {
     assert.equal(codeOf(() => generateV2With([noopTlv(65535)])), 'ERR_PP_HEADER_TOO_LARGE');
