@@ -74,7 +74,7 @@ function invalidQuad(buf: Uint8Array, from: number, limit: number, out: Float64A
 const quadOut = new Float64Array(1);
 
 /** The dotted quad in exactly the bytes [start, end) as an unsigned 32-bit number, or -1. */
-export function parseIPv4Bytes(buf: Uint8Array, start: number, end: number): number {
+function parseIPv4Bytes(buf: Uint8Array, start: number, end: number): number {
   return scanIPv4(buf, start, end, quadOut, 0) === end ? quadOut[0] : -1;
 }
 

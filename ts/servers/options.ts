@@ -45,7 +45,7 @@ export interface IResolvedServerOptions {
   maxHeaderSize: number;
 }
 
-export const SERVER_DEFAULTS = Object.freeze({
+const SERVER_DEFAULTS = Object.freeze({
   required: true,
   timeout: 10_000,
   maxHeaderSize: DEFAULT_MAX_HEADER_SIZE,
