@@ -11,7 +11,7 @@ import { cleanupAfterAll } from './helpers/cleanup.js';
 import * as cli from './helpers/cli.js';
 import { closed, connect, freePort, readLine, startEchoServer } from './helpers/net.js';
 import { startProxyToEcho } from './helpers/proxy.js';
-import { METRICS_MAX_CONNECTIONS, startMetricsEndpoint, stopMetricsEndpoint } from '../ts/cli/metrics-endpoint.js';
+import { METRICS_MAX_CONNECTIONS, proxyMetricsSource, startMetricsEndpoint, stopMetricsEndpoint } from '../ts/cli/metrics-endpoint.js';
 import { skipUnless, startPeer, withPeerLogs } from './helpers/peers.js';
 
 const onCleanup = cleanupAfterAll();
@@ -76,7 +76,7 @@ describe('the CLI metrics endpoint', () => {
   it('holds at most METRICS_MAX_CONNECTIONS connections, so a flood of idle ones cannot take the proxy\'s file descriptors, and answers again once they go', async () => {
     const { proxy } = await startProxyToEcho(onCleanup, 'web');
     const metricsPort = await freePort();
-    const server = await startMetricsEndpoint(proxy, '127.0.0.1', metricsPort, () => undefined);
+    const server = await startMetricsEndpoint(proxyMetricsSource(proxy), '127.0.0.1', metricsPort, () => undefined);
     onCleanup(() => stopMetricsEndpoint(server));
     const idle: net.Socket[] = [];
     for (let i = 0; i < METRICS_MAX_CONNECTIONS + 40; i++) idle.push((await connect({ port: metricsPort })).on('error', () => undefined));

@@ -13,6 +13,7 @@ interface IFlag {
 const FLAGS = {
   config: { type: 'string', short: 'c', value: '<file.json>', help: 'the configuration file (ISmartProxyOptions, plus "log" and "metrics")' },
   check: { type: 'boolean', help: 'validate the configuration, print every problem and warning, and exit' },
+  workers: { type: 'string', short: 'w', value: '<N|auto>', help: 'worker processes, each a SmartProxy on the same ports (default 1: no supervisor; auto: one per core); overrides "workers"' },
   'log-level': { type: 'string', value: '<level>', help: `log level, overrides "log": { "level" } (${LOG_LEVELS.join(', ')}; default info)` },
   help: { type: 'boolean', short: 'h', help: 'print this help and exit' },
   version: { type: 'boolean', short: 'v', help: 'print the version and exit' },
@@ -21,6 +22,7 @@ const FLAGS = {
 export interface IArgs {
   config?: string;
   check?: boolean;
+  workers?: string;
   'log-level'?: string;
   help?: boolean;
   version?: boolean;
@@ -43,13 +45,14 @@ export function helpText(): string {
     return `  ${left.padEnd(28)} ${flag.help}`;
   });
   return [
-    'usage: smartproxy --config <file.json> [--check] [--log-level <level>]',
+    'usage: smartproxy --config <file.json> [--check] [--workers <N|auto>] [--log-level <level>]',
     '',
     'Runs SmartProxy as a service from a JSON configuration file.',
     '',
     ...rows,
     '',
     'Signals: SIGINT/SIGTERM stop gracefully (twice: at once, exit 1); SIGHUP reloads the file.',
+    'With workers, signal the supervisor (the first process): it checks the file once and tells every worker.',
     'Exit codes: 0 ok, 1 runtime failure or a stop cut short, 2 invalid configuration or usage.',
     '',
   ].join('\n');

@@ -1,6 +1,6 @@
 /**
  * The CLI's configuration file: JSON shaped like ISmartProxyOptions, with certificates as files
- * (relative to the file) and two sections of its own, `log` and `metrics`. Loading gathers every
+ * (relative to the file) and sections of its own: `log`, `metrics` and `workers`. Loading gathers every
  * problem (each once, with its JSON path) and warns about settings that do nothing.
  */
 import fs from 'node:fs';
@@ -16,6 +16,20 @@ export interface ICliSettings {
   log: { format: LogFormat; level: LevelWithSilent };
   /** `host:port` to serve /metrics and /stats on; none by default. */
   metricsListen?: { host: string; port: number };
+  /** Worker processes (`"workers"`): a count, or `auto` for one per core; absent means 1 (no supervisor). */
+  workers?: WorkerCount;
+}
+
+export type WorkerCount = number | 'auto';
+
+/** More workers than this is a typo, not a machine: each one holds a whole SmartProxy. */
+export const MAX_WORKERS = 256;
+
+/** `"workers"` or `--workers` checked: the count, or what is wrong with it. */
+export function parseWorkers(value: unknown): { workers: WorkerCount } | { error: string } {
+  const text = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (text === 'auto' || (Number.isInteger(text) && (text as number) >= 1 && (text as number) <= MAX_WORKERS)) return { workers: text as WorkerCount };
+  return { error: `must be a whole number from 1 to ${MAX_WORKERS}, or "auto" (one per core), got ${JSON.stringify(value)}` };
 }
 
 /** What loading a config file found. */
@@ -101,12 +115,18 @@ function inlineFiles(options: Record<string, unknown>, base: string, loaded: ILo
   });
 }
 
-/** Takes the CLI's own sections (`log`, `metrics`) out of the options, checking them. */
+/** Takes the CLI's own sections (`log`, `metrics`, `workers`) out of the options, checking them. */
 function takeCliSections(options: Record<string, unknown>, loaded: ILoaded): void {
-  const { log, metrics } = options;
+  const { log, metrics, workers } = options;
   delete options.log;
   delete options.metrics;
+  delete options.workers;
   const problem = (field: string, message: string) => loaded.fileProblems.push(new ConfigError('ERR_CONFIG_OPTION', field, message));
+  if (workers !== undefined) {
+    const parsed = parseWorkers(workers);
+    if ('error' in parsed) problem('workers', parsed.error);
+    else loaded.cli.workers = parsed.workers;
+  }
   if (log !== undefined) {
     if (!isRecord(log)) problem('log', 'must be an object: { "format": "text" | "json", "level": "info" }');
     else {

@@ -1,11 +1,26 @@
 /**
  * The CLI's `"metrics": { "listen": "host:port" }`: `/metrics` in Prometheus' text format and
- * `/stats` as JSON (getMetrics()), both computed per request from the proxy's counters.
+ * `/stats` as JSON (getMetrics()), both computed per request: from the proxy's counters, or with
+ * workers, from every worker's, summed (see workers/supervisor.ts).
  */
 import http from 'node:http';
 import { SmartProxyError } from '../protocols/errors.js';
 import { formatPrometheusMetrics, PROMETHEUS_CONTENT_TYPE } from '../proxies/smart-proxy/prometheus.js';
 import type { SmartProxy } from '../proxies/smart-proxy/smart-proxy.js';
+
+/** What the endpoint serves: Prometheus text for /metrics, a JSON-able value for /stats. */
+export interface IMetricsSource {
+  prometheus(): Promise<string>;
+  stats(): Promise<unknown>;
+}
+
+/** One proxy's metrics, as the single-process service serves them. */
+export function proxyMetricsSource(proxy: SmartProxy): IMetricsSource {
+  return {
+    prometheus: async () => formatPrometheusMetrics(proxy),
+    stats: async () => proxy.getMetrics(),
+  };
+}
 
 /**
  * Scrapers are few. The endpoint shares the process's file descriptors with the proxy, so a flood
@@ -18,25 +33,23 @@ function answer(res: http.ServerResponse, status: number, type: string, body: st
   res.end(body);
 }
 
-function route(proxy: SmartProxy, req: http.IncomingMessage, res: http.ServerResponse): void {
+async function route(source: IMetricsSource, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   if (req.method !== 'GET' && req.method !== 'HEAD') return answer(res, 405, 'text/plain', 'only GET\n', { Allow: 'GET, HEAD' });
-  if (path === '/metrics') return answer(res, 200, PROMETHEUS_CONTENT_TYPE, formatPrometheusMetrics(proxy));
-  if (path === '/stats') return answer(res, 200, 'application/json', `${JSON.stringify(proxy.getMetrics(), null, 2)}\n`);
+  if (path === '/metrics') return answer(res, 200, PROMETHEUS_CONTENT_TYPE, await source.prometheus());
+  if (path === '/stats') return answer(res, 200, 'application/json', `${JSON.stringify(await source.stats(), null, 2)}\n`);
   answer(res, 404, 'text/plain', 'try /metrics or /stats\n');
 }
 
 /** Listens on `host:port`; rejects with ERR_LISTEN when it cannot. Later failures go to `warn`. */
-export function startMetricsEndpoint(proxy: SmartProxy, host: string, port: number, warn: (message: string) => void): Promise<http.Server> {
+export function startMetricsEndpoint(source: IMetricsSource, host: string, port: number, warn: (message: string) => void): Promise<http.Server> {
   // A scrape that never finishes must not hold a socket for long; the timeouts are checked each
   // second (Node's default is every 30 s, which would let a slow client stay 40 s).
   const server = http.createServer({ requestTimeout: 10_000, headersTimeout: 10_000, connectionsCheckingInterval: 1000 }, (req, res) => {
-    try {
-      route(proxy, req, res);
-    } catch (err) {
-      warn(`metrics request ${req.url}: ${(err as Error).message}`);
-      if (!res.headersSent) answer(res, 500, 'text/plain', 'internal error\n');
-    }
+    route(source, req, res).catch((err: Error) => {
+      warn(`metrics request ${req.url}: ${err.message}`);
+      if (!res.headersSent && !res.destroyed) answer(res, 500, 'text/plain', 'internal error\n');
+    });
   });
   server.maxConnections = METRICS_MAX_CONNECTIONS;
   return new Promise((resolve, reject) => {

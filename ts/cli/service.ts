@@ -6,13 +6,21 @@
 import type { Logger } from 'pino';
 import { ConfigError } from '../protocols/errors.js';
 import type { ISmartProxyOptions } from '../proxies/smart-proxy/models/interfaces.js';
+import { resolveConfig } from '../proxies/smart-proxy/config.js';
 import { SmartProxy } from '../proxies/smart-proxy/smart-proxy.js';
-import { allProblems, type ILoaded, loadConfig, problemLines } from './config-file.js';
+import os from 'node:os';
+import { allProblems, type ILoaded, loadConfig, problemLines, type WorkerCount } from './config-file.js';
+import { Supervisor } from './workers/supervisor.js';
 import { logTraffic } from './events-log.js';
-import { startMetricsEndpoint, stopMetricsEndpoint } from './metrics-endpoint.js';
+import { proxyMetricsSource, startMetricsEndpoint, stopMetricsEndpoint } from './metrics-endpoint.js';
 import type { Server } from 'node:http';
 import { createLogger, stderr } from './log.js';
 import type { LevelWithSilent } from 'pino';
+
+/** `"workers"` as a number of processes: `auto` is one per core, absent is 1 (no supervisor). */
+export function workerCount(workers: WorkerCount | undefined): number {
+  return workers === 'auto' ? os.availableParallelism() : (workers ?? 1);
+}
 
 export const EXIT_RUNTIME = 1;
 export const EXIT_CONFIG = 2;
@@ -28,6 +36,24 @@ export function report(file: string, loaded: ILoaded, log: Logger): boolean {
   for (const line of problemLines(file, problems)) stderr.write(`${line}\n`);
   for (const warning of loaded.warnings) log.warn({ code: 'CONFIG_WARNING' }, `${file}: ${warning}`);
   return problems.length === 0 && loaded.options !== undefined;
+}
+
+/**
+ * Reads and checks the file, with the logger `logFor` makes from its settings: the loaded file
+ * when it is good, else undefined after every problem went to stderr.
+ */
+export function loadChecked(file: string, logFor: (loaded: ILoaded) => Logger): ILoaded | undefined {
+  const loaded = loadConfig(file);
+  try {
+    if (report(file, loaded, logFor(loaded))) {
+      resolveConfig(loaded.options as ISmartProxyOptions);
+      return loaded;
+    }
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const line of problemLines(file, [err])) stderr.write(`${line}\n`);
+  }
+  return undefined;
 }
 
 /**
@@ -50,10 +76,17 @@ export class Service {
   /** The settings the service started with (the file is read again on SIGHUP). */
   private loaded: ILoaded | undefined;
 
-  /** `log` starts as text at `levelOverride` (or info) and follows the file's `log` section once read. */
+  /** With more than one worker, the supervisor the service hands over to once the file is read. */
+  private supervisor: Supervisor | undefined;
+
+  /**
+   * `log` starts as text at `levelOverride` (or info) and follows the file's `log` section once
+   * read; `workers` (from --workers) overrides the file's `"workers"`.
+   */
   constructor(
     private readonly file: string,
     private readonly levelOverride: LevelWithSilent | undefined,
+    private readonly workers?: WorkerCount,
     private log: Logger = createLogger('text', levelOverride ?? 'info'),
   ) {}
 
@@ -69,6 +102,7 @@ export class Service {
   }
 
   private onReloadSignal(): void {
+    if (this.supervisor !== undefined) return this.supervisor.onReloadSignal();
     if (this.state === 'stopping') return this.log.info('SIGHUP while stopping: ignored');
     this.reloadWanted = true;
     if (this.state === 'starting') return this.log.info('SIGHUP during start-up: the configuration is read again once started');
@@ -76,6 +110,7 @@ export class Service {
   }
 
   private onStopSignal(signal: string): void {
+    if (this.supervisor !== undefined) return this.supervisor.onStopSignal(signal);
     if (this.state === 'stopping') {
       this.log.warn(`${signal} again while stopping: exiting now, cutting the connections still draining`);
       process.exit(EXIT_RUNTIME);
@@ -100,24 +135,21 @@ export class Service {
 
   /** Builds the proxy from the loaded file; on a bad configuration reports every problem and exits 2. */
   private create(): SmartProxy | undefined {
-    const loaded = loadConfig(this.file);
+    const loaded = loadChecked(this.file, (file) => (this.log = createLogger(file.cli.log.format, this.levelOverride ?? file.cli.log.level)));
     this.loaded = loaded;
-    this.log = createLogger(loaded.cli.log.format, this.levelOverride ?? loaded.cli.log.level);
-    try {
-      if (report(this.file, loaded, this.log)) return new SmartProxy(loaded.options as ISmartProxyOptions);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      for (const line of problemLines(this.file, [err])) stderr.write(`${line}\n`);
+    if (loaded === undefined) {
+      process.exitCode = EXIT_CONFIG;
+      return undefined;
     }
-    process.exitCode = EXIT_CONFIG;
-    return undefined;
+    return workerCount(this.workers ?? loaded.cli.workers) > 1 ? undefined : new SmartProxy(loaded.options as ISmartProxyOptions);
   }
 
   async start(): Promise<void> {
     const proxy = this.create();
     await yieldToSignals();
-    if (proxy === undefined) return;
+    if (this.loaded === undefined) return;
     if (this.stopping()) return this.log.info('stopped before listening');
+    if (proxy === undefined) return this.supervise(this.loaded);
     this.proxy = proxy;
     this.watch(proxy);
     try {
@@ -134,12 +166,20 @@ export class Service {
     if (this.reloadWanted) void this.reload();
   }
 
+  /** Hands signals and the rest of the start to a supervisor of workers. */
+  private supervise(loaded: ILoaded): Promise<void> {
+    const supervisor = new Supervisor(this.file, workerCount(this.workers ?? loaded.cli.workers), this.levelOverride, this.log, loaded);
+    this.supervisor = supervisor;
+    if (this.reloadWanted) supervisor.onReloadSignal();
+    return supervisor.start();
+  }
+
   /** Serves /metrics and /stats when the file asks for it; false when it cannot listen (the service then stops with exit 1). */
   private async serveMetrics(proxy: SmartProxy): Promise<boolean> {
     const listen = this.loaded?.cli.metricsListen;
     if (listen === undefined) return true;
     try {
-      this.metrics = await startMetricsEndpoint(proxy, listen.host, listen.port, (message) => this.log.warn(message));
+      this.metrics = await startMetricsEndpoint(proxyMetricsSource(proxy), listen.host, listen.port, (message) => this.log.warn(message));
     } catch (err) {
       this.log.error({ code: (err as ConfigError).code }, `cannot start: ${(err as Error).message}`);
       process.exitCode = EXIT_RUNTIME;
@@ -192,6 +232,7 @@ export class Service {
     const running = this.loaded?.cli;
     if (JSON.stringify(loaded.cli.log) !== JSON.stringify(running?.log)) names.push('log');
     if (JSON.stringify(loaded.cli.metricsListen) !== JSON.stringify(running?.metricsListen)) names.push('metrics');
+    if (JSON.stringify(loaded.cli.workers) !== JSON.stringify(running?.workers)) names.push('workers');
     return names;
   }
 }

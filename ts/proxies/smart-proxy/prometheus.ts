@@ -9,7 +9,9 @@ import type { ISmartProxyMetrics } from './metrics.js';
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 type Labels = Record<string, string>;
-type Sample = [labels: Labels, value: number];
+/** One sample of a metric family: its labels and its value. */
+export type PrometheusSample = [labels: Labels, value: number];
+type Sample = PrometheusSample;
 
 /** A label value as the format wants it: backslash, double quote and line feed escaped. */
 export function escapeLabelValue(value: string): string {
@@ -32,7 +34,7 @@ function formatLabels(labels: Labels): string {
 }
 
 /** Collects metric families; each family is written once with its HELP and TYPE lines. */
-class Exposition {
+export class Exposition {
   private readonly lines: string[] = [];
 
   family(name: string, type: 'counter' | 'gauge', help: string, samples: Sample[]): void {

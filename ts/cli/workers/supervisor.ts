@@ -1,0 +1,310 @@
+/**
+ * `smartproxy --workers N`: the supervisor (node:cluster's primary). It reads and checks the
+ * configuration, runs N workers that each run a SmartProxy on the same ports, replaces a worker
+ * that dies (with backoff), and turns signals into orders for all: SIGHUP reloads a checked
+ * configuration everywhere or nowhere, SIGTERM/SIGINT drain every worker. It serves no proxy
+ * traffic itself; under round-robin scheduling node:cluster accepts connections here and hands
+ * them to the workers, which is all the supervisor does with them.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Server } from 'node:http';
+import type { Logger, LevelWithSilent } from 'pino';
+import type { ISmartProxyOptions } from '../../proxies/smart-proxy/models/interfaces.js';
+import { type ILoaded } from '../config-file.js';
+import { startMetricsEndpoint, stopMetricsEndpoint } from '../metrics-endpoint.js';
+import { EXIT_RUNTIME, loadChecked, routeCount } from '../service.js';
+import { type FromWorker, type ToWorker, WORKER_SLOT_ENV } from './messages.js';
+import { type IWorkerReport, workersMetricsSource } from './worker-metrics.js';
+
+/** Restart backoff: first delay, doubling per quick death, up to the cap. */
+const RESTART_FIRST_MS = 100;
+const RESTART_MAX_MS = 10_000;
+/** A worker that ran this long before dying was healthy: its replacement starts at the first delay. */
+const RESTART_STABLE_MS = 30_000;
+/** How long a scrape waits for a worker's metrics; a reload, for a worker's answer. */
+const METRICS_WAIT_MS = 2000;
+const RELOAD_WAIT_MS = 30_000;
+/** Past gracefulShutdownTimeout, how long a stopping worker may take before it is killed. */
+const STOP_MARGIN_MS = 5000;
+
+interface ISlot {
+  readonly n: number;
+  worker?: Worker;
+  startedAt: number | null;
+  restarts: number;
+  /** Deaths in a row of workers that did not run RESTART_STABLE_MS. */
+  quickDeaths: number;
+  timer?: NodeJS.Timeout;
+}
+
+type Answer = FromWorker | undefined;
+
+export class Supervisor {
+  private state: 'starting' | 'running' | 'stopping' = 'starting';
+  private readonly slots: ISlot[];
+  private metrics: Server | undefined;
+  private readonly waiting = new Map<number, { worker: Worker; resolve: (answer: Answer) => void }>();
+  private nextId = 1;
+  /** Workers that got their options: a reload goes to these (the others get the new options when ready). */
+  private readonly configured = new WeakSet<Worker>();
+  private reloadWanted = false;
+  private reloading = false;
+  private stopDeadline: NodeJS.Timeout | undefined;
+
+  /** `loaded`: the checked configuration; `log` follows its settings. */
+  constructor(
+    private readonly file: string,
+    count: number,
+    private readonly levelOverride: LevelWithSilent | undefined,
+    private log: Logger,
+    private loaded: ILoaded,
+  ) {
+    this.slots = Array.from({ length: count }, (_, i) => ({ n: i + 1, startedAt: null, restarts: 0, quickDeaths: 0 }));
+    cluster.on('message', (worker, message: FromWorker) => this.onWorkerMessage(worker, message));
+    cluster.on('exit', (worker, code, signal) => this.onWorkerExit(worker, code, signal));
+  }
+
+  private get options(): ISmartProxyOptions {
+    return this.loaded.options as ISmartProxyOptions;
+  }
+
+  async start(): Promise<void> {
+    const scheduling = cluster.schedulingPolicy === cluster.SCHED_RR ? 'round-robin' : 'shared sockets';
+    this.log.info(`starting ${this.slots.length} workers (scheduling: ${scheduling})`);
+    for (const note of perWorkerLimits(this.options, this.slots.length)) this.log.info(note);
+    const started = await Promise.all(this.slots.map((slot) => this.fork(slot)));
+    if (this.isStopping()) return;
+    if (started.some((ok) => !ok)) return this.fail('a worker could not start');
+    if (!(await this.serveMetrics())) return this.fail('cannot serve metrics');
+    if (this.isStopping()) return;
+    this.state = 'running';
+    this.log.info(`started with ${routeCount(this.options)} in ${this.slots.length} workers`);
+    if (this.reloadWanted) void this.reload();
+  }
+
+  /** A signal may have changed the state during any await. */
+  private isStopping(): boolean {
+    return this.state === 'stopping';
+  }
+
+  private fail(why: string): void {
+    this.log.error(`${why}: stopping`);
+    process.exitCode = EXIT_RUNTIME;
+    this.beginStop();
+  }
+
+  /** Starts a worker in `slot`; true once it listens, false when it failed or died first. */
+  private fork(slot: ISlot): Promise<boolean> {
+    slot.timer = undefined;
+    const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.n) });
+    slot.worker = worker;
+    slot.startedAt = null;
+    return new Promise((resolve) => {
+      const onMessage = (message: FromWorker): void => {
+        // The options are the ones in force when the worker is ready, a reload's included.
+        if (message.type === 'ready') {
+          this.configured.add(worker);
+          return this.tell(worker, this.startMessage());
+        }
+        if (message.type !== 'started' && message.type !== 'start-failed') return;
+        worker.off('message', onMessage);
+        worker.off('exit', onExit);
+        if (message.type === 'started') slot.startedAt = Date.now();
+        else this.log.error({ worker: slot.n, code: message.code }, `worker ${slot.n} cannot start: ${message.message}`);
+        resolve(message.type === 'started');
+      };
+      const onExit = (): void => {
+        worker.off('message', onMessage);
+        resolve(false);
+      };
+      worker.on('message', onMessage);
+      worker.once('exit', onExit);
+    });
+  }
+
+  private startMessage(): ToWorker {
+    const log = this.loaded.cli.log;
+    return { type: 'start', options: this.options, log: { format: log.format, level: this.levelOverride ?? log.level } };
+  }
+
+  private tell(worker: Worker, message: ToWorker): void {
+    if (worker.isConnected()) worker.send(message, undefined, () => undefined);
+  }
+
+  /** Sends a request with a fresh id; the answer, or undefined when the worker died or took longer than `waitMs`. */
+  private ask(worker: Worker, message: (id: number) => ToWorker, waitMs: number): Promise<Answer> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(undefined), waitMs);
+      const done = (answer: Answer): void => {
+        clearTimeout(timer);
+        this.waiting.delete(id);
+        resolve(answer);
+      };
+      this.waiting.set(id, { worker, resolve: done });
+      if (!worker.isConnected()) return done(undefined);
+      this.tell(worker, message(id));
+    });
+  }
+
+  private onWorkerMessage(worker: Worker, message: FromWorker): void {
+    if (typeof message !== 'object' || message === null || !('id' in message)) return;
+    const waiting = this.waiting.get(message.id);
+    if (waiting?.worker === worker) waiting.resolve(message);
+  }
+
+  private onWorkerExit(worker: Worker, code: number | null, signal: string | null): void {
+    for (const waiting of [...this.waiting.values()]) if (waiting.worker === worker) waiting.resolve(undefined);
+    const slot = this.slots.find((s) => s.worker === worker);
+    if (slot === undefined) return;
+    slot.worker = undefined;
+    const how = signal !== null ? `signal ${signal}` : `code ${code}`;
+    if (this.state === 'stopping') {
+      if (code !== 0) process.exitCode = EXIT_RUNTIME;
+      this.log.info({ worker: slot.n }, `worker ${slot.n} stopped (${how})`);
+      return this.finishStopIfDone();
+    }
+    if (this.state === 'starting') return;
+    const ranMs = slot.startedAt === null ? 0 : Date.now() - slot.startedAt;
+    slot.quickDeaths = ranMs >= RESTART_STABLE_MS ? 0 : slot.quickDeaths + 1;
+    const delay = Math.min(RESTART_MAX_MS, RESTART_FIRST_MS * 2 ** Math.max(0, slot.quickDeaths - 1));
+    this.log.warn({ worker: slot.n, pid: worker.process.pid, code: 'WORKER_EXIT' }, `worker ${slot.n} (pid ${worker.process.pid}) exited (${how}); replacing it in ${delay} ms`);
+    slot.timer = setTimeout(() => void this.replace(slot), delay);
+  }
+
+  private async replace(slot: ISlot): Promise<void> {
+    if (this.state === 'stopping') return;
+    const ok = await this.fork(slot);
+    if (!ok || slot.worker === undefined) return;
+    slot.restarts++;
+    this.log.info({ worker: slot.n, pid: slot.worker.process.pid }, `worker ${slot.n} replaced (pid ${slot.worker.process.pid})`);
+  }
+
+  private async serveMetrics(): Promise<boolean> {
+    const listen = this.loaded.cli.metricsListen;
+    if (listen === undefined) return true;
+    try {
+      this.metrics = await startMetricsEndpoint(workersMetricsSource(() => this.collect()), listen.host, listen.port, (message) => this.log.warn(message));
+    } catch (err) {
+      this.log.error({ code: (err as { code?: string }).code }, `cannot start: ${(err as Error).message}`);
+      return false;
+    }
+    const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+    this.log.info(`metrics on http://${host}:${listen.port}/metrics (Prometheus, summed over workers) and /stats (JSON)`);
+    return true;
+  }
+
+  /** Every slot, with its worker's metrics when it answered in time. */
+  private collect(): Promise<IWorkerReport[]> {
+    return Promise.all(
+      this.slots.map(async (slot): Promise<IWorkerReport> => {
+        const worker = slot.worker;
+        const report = { worker: slot.n, pid: worker?.process.pid ?? null, startedAt: slot.startedAt, restarts: slot.restarts };
+        if (worker === undefined || slot.startedAt === null) return report;
+        const answer = await this.ask(worker, (id) => ({ type: 'metrics', id }), METRICS_WAIT_MS);
+        return answer?.type === 'metrics' ? { ...report, metrics: answer.metrics } : report;
+      }),
+    );
+  }
+
+  onReloadSignal(): void {
+    if (this.state === 'stopping') return this.log.info('SIGHUP while stopping: ignored');
+    this.reloadWanted = true;
+    if (this.state === 'starting') return this.log.info('SIGHUP during start-up: the configuration is read again once started');
+    if (!this.reloading) void this.reload();
+  }
+
+  private async reload(): Promise<void> {
+    this.reloading = true;
+    while (this.reloadWanted && this.state === 'running') {
+      this.reloadWanted = false;
+      await this.reloadOnce();
+    }
+    this.reloading = false;
+  }
+
+  /** Checks the file once; then every worker applies it, or (when one cannot) every worker goes back. */
+  private async reloadOnce(): Promise<void> {
+    const loaded = loadChecked(this.file, () => this.log);
+    if (loaded === undefined) return this.log.warn({ code: 'ERR_CONFIG' }, 'SIGHUP: the configuration has problems; nothing changed in any worker');
+    const previous = this.loaded;
+    this.loaded = { ...loaded, cli: previous.cli };
+    const answers = await this.applyEverywhere(loaded.options as ISmartProxyOptions);
+    const failed = answers.filter((a) => a.answer?.type !== 'reloaded');
+    if (failed.length > 0) {
+      // Every live worker goes back, also a replacement that started with the new options meanwhile.
+      this.loaded = previous;
+      await this.applyEverywhere(previous.options as ISmartProxyOptions);
+      const why = failed.map((a) => (a.answer?.type === 'reload-failed' ? a.answer.message : 'no answer')).join('; ');
+      return this.log.warn(`SIGHUP: reload failed in ${failed.length} worker(s) (${why}); every worker kept the previous configuration`);
+    }
+    const needsRestart = new Set(answers.flatMap((a) => (a.answer?.type === 'reloaded' ? a.answer.needsRestart : [])));
+    for (const name of cliChanges(previous, loaded)) needsRestart.add(name);
+    const pending = needsRestart.size > 0 ? `; ${[...needsRestart].join(', ')} change only on restart` : '';
+    this.log.info(`SIGHUP: configuration reloaded in ${answers.length} workers (${routeCount(this.options)})${pending}`);
+  }
+
+  /** Sends `options` to every worker that has its options (one still starting applies them after its start). */
+  private applyEverywhere(options: ISmartProxyOptions): Promise<Array<{ worker: Worker; answer: Answer }>> {
+    const workers = this.slots.flatMap((slot) => (slot.worker !== undefined && this.configured.has(slot.worker) ? [slot.worker] : []));
+    return Promise.all(workers.map(async (worker) => ({ worker, answer: await this.ask(worker, (id) => ({ type: 'reload', id, options }), RELOAD_WAIT_MS) })));
+  }
+
+  onStopSignal(signal: string): void {
+    if (this.state === 'stopping') {
+      this.log.warn(`${signal} again while stopping: exiting now, cutting the connections still draining`);
+      for (const slot of this.slots) slot.worker?.process.kill('SIGKILL');
+      process.exit(EXIT_RUNTIME);
+    }
+    const drainMs = this.options.gracefulShutdownTimeout ?? 0;
+    this.log.info(`${signal}: stopping ${this.slots.length} workers (draining up to ${drainMs} ms; send it again to exit at once)`);
+    this.beginStop();
+  }
+
+  /** Orders every worker to drain; past the drain time and a margin, kills what is left. */
+  private beginStop(): void {
+    this.state = 'stopping';
+    for (const slot of this.slots) {
+      clearTimeout(slot.timer);
+      if (slot.worker !== undefined) this.tell(slot.worker, { type: 'stop' });
+    }
+    const drainMs = this.options.gracefulShutdownTimeout ?? 0;
+    this.stopDeadline = setTimeout(() => {
+      this.log.warn('workers still running past the drain time: killing them');
+      process.exitCode = EXIT_RUNTIME;
+      for (const slot of this.slots) slot.worker?.process.kill('SIGKILL');
+    }, drainMs + STOP_MARGIN_MS);
+    this.finishStopIfDone();
+  }
+
+  private finishStopIfDone(): void {
+    if (this.slots.some((slot) => slot.worker !== undefined)) return;
+    clearTimeout(this.stopDeadline);
+    const metrics = this.metrics;
+    this.metrics = undefined;
+    void (metrics === undefined ? Promise.resolve() : stopMetricsEndpoint(metrics)).then(() => this.log.info('stopped'));
+  }
+}
+
+/** The CLI's own sections that a reload cannot change. */
+function cliChanges(running: ILoaded, loaded: ILoaded): string[] {
+  const names: string[] = [];
+  if (JSON.stringify(loaded.cli.log) !== JSON.stringify(running.cli.log)) names.push('log');
+  if (JSON.stringify(loaded.cli.metricsListen) !== JSON.stringify(running.cli.metricsListen)) names.push('metrics');
+  if (JSON.stringify(loaded.cli.workers) !== JSON.stringify(running.cli.workers)) names.push('workers');
+  return names;
+}
+
+/**
+ * Limits a SmartProxy keeps in its own memory hold per worker: said at start, so that nobody
+ * reads `maxConnectionsPerIP: 100` as the service's limit when 4 workers let a client hold 400.
+ */
+function perWorkerLimits(options: ISmartProxyOptions, workers: number): string[] {
+  const notes: string[] = [];
+  const perIp = options.maxConnectionsPerIP;
+  if ((perIp ?? 0) > 0) notes.push(`maxConnectionsPerIP ${perIp} holds per worker: a client may hold up to ${(perIp as number) * workers} connections across ${workers} workers`);
+  const limited = (options.routes ?? []).filter((route) => (route.action?.security?.maxConnections ?? 0) > 0);
+  if (limited.length > 0) notes.push(`route maxConnections hold per worker (${limited.length} route${limited.length === 1 ? '' : 's'}): the service allows up to ${workers} times as many`);
+  if ((options.routes ?? []).some((route) => route.match?.transport === 'udp')) notes.push('UDP routes are served by worker 1 only: a UDP flow must stay in one process');
+  return notes;
+}
