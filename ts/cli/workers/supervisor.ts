@@ -102,6 +102,8 @@ export class Supervisor {
     return new Promise((resolve) => {
       const onMessage = (message: FromWorker): void => {
         // The options are the ones in force when the worker is ready, a reload's included.
+        // A message sent before `ready` is lost, so a stop ordered meanwhile is given now.
+        if (message.type === 'ready' && this.isStopping()) return this.tell(worker, { type: 'stop' });
         if (message.type === 'ready') {
           this.configured.add(worker);
           return this.tell(worker, this.startMessage());
@@ -164,7 +166,8 @@ export class Supervisor {
       this.log.info({ worker: slot.n }, `worker ${slot.n} stopped (${how})`);
       return this.finishStopIfDone();
     }
-    if (this.state === 'starting') return;
+    // A death before its start is the start's failure (see fork); after it, the worker is replaced.
+    if (slot.startedAt === null && this.state === 'starting') return;
     const ranMs = slot.startedAt === null ? 0 : Date.now() - slot.startedAt;
     slot.quickDeaths = ranMs >= RESTART_STABLE_MS ? 0 : slot.quickDeaths + 1;
     const delay = Math.min(RESTART_MAX_MS, RESTART_FIRST_MS * 2 ** Math.max(0, slot.quickDeaths - 1));
