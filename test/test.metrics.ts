@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatPrometheusMetrics, ProxyProtocolParser } from '../ts/index.js';
+import { formatPrometheusMetrics, ProxyProtocolParser, sumMetrics } from '../ts/index.js';
 import type { IClosedConnectionRecord, ISmartProxyOptions } from '../ts/index.js';
 import { escapeLabelValue } from '../ts/proxies/smart-proxy/prometheus.js';
 import { cleanupAfterAll } from './helpers/cleanup.js';
@@ -138,5 +138,45 @@ describe('formatPrometheusMetrics', () => {
 
   it('escapes backslash, double quote and line feed in label values, and nothing else', () => {
     assert.equal(escapeLabelValue('a\\b"c\nd é'), 'a\\\\b\\"c\\nd é');
+  });
+});
+
+describe('sumMetrics', () => {
+  it('adds the metrics of two proxies: counts, per-route and per-code records, clients merged, ports united', async () => {
+    const a = await startedProxy('web');
+    const b = await startedProxy('web');
+    const open: Array<Awaited<ReturnType<typeof connect>>> = [];
+    for (const [{ port }, client] of [[a, '203.0.113.5'], [b, '203.0.113.5'], [b, '203.0.113.9']] as const) {
+      const socket = await connect({ port });
+      socket.write(Buffer.concat([v2Header(client, port), Buffer.from('hi\n')]));
+      assert.equal(await readLine(socket), 'hi');
+      open.push(socket);
+    }
+    const refused = await connect({ port: a.port });
+    refused.write('GET / HTTP/1.1\r\n\r\n');
+    await closed(refused);
+    const [ma, mb] = [a.proxy.getMetrics(), b.proxy.getMetrics()];
+    const sum = sumMetrics([ma, mb]);
+    assert.equal(sum.connections.total, 4);
+    assert.equal(sum.connections.active, 3);
+    assert.deepEqual(sum.connections.byRoute, { web: { active: 3, total: 3 } });
+    assert.deepEqual(sum.connections.topClients, [{ ip: '203.0.113.5', active: 2 }, { ip: '203.0.113.9', active: 1 }]);
+    assert.deepEqual(sum.rejections, ma.rejections, 'the one refusal, under its code');
+    assert.equal(sum.proxyProtocol.byVersion.v2, 3);
+    assert.equal(sum.proxyProtocol.byPolicy.require, 4);
+    assert.equal(sum.bytes.fromClients, ma.bytes.fromClients + mb.bytes.fromClients);
+    assert.deepEqual(sum.bytes.byRoute.web, { fromClients: ma.bytes.byRoute.web.fromClients + mb.bytes.byRoute.web.fromClients, toClients: 9 });
+    assert.deepEqual(sum.listeningPorts, [a.port, b.port].sort((x, y) => x - y));
+    assert.equal(sum.time, Math.max(ma.time, mb.time));
+    assert.equal(ma.connections.total, 2, 'the inputs are left as they were');
+    assert.match(formatPrometheusMetrics(sum), /^smartproxy_connections_total 4$/m);
+    for (const socket of open) socket.destroy();
+  });
+
+  it('gives an idle proxy\'s metrics for an empty list', () => {
+    const sum = sumMetrics([]);
+    assert.equal(sum.connections.total, 0);
+    assert.deepEqual(sum.proxyProtocol.byPolicy, { require: 0, use: 0, ignore: 0, reject: 0, skip: 0 });
+    assert.deepEqual(sum.udp.listeningPorts, []);
   });
 });

@@ -9,6 +9,7 @@ export type * from './proxies/smart-proxy/models/interfaces.js';
 export type * from './proxies/smart-proxy/models/route-types.js';
 export type { IMetricsBytes, IMetricsOptions, IMetricsThroughput, ISmartProxyMetrics } from './proxies/smart-proxy/metrics.js';
 export { formatPrometheusMetrics, PROMETHEUS_CONTENT_TYPE } from './proxies/smart-proxy/prometheus.js';
+export { sumMetrics } from './proxies/smart-proxy/metrics-sum.js';
 export { WrappedSocket } from './core/models/wrapped-socket.js';
 export { isWrappedSocket, getUnderlyingSocket } from './core/models/socket-types.js';
 export { IpList, normalizeIP } from './core/utils/ip-utils.js';
