@@ -1,7 +1,7 @@
 /**
  * npm run bench — SmartProxy beside a minimal Node proxy, HAProxy and nginx, on loopback.
  * Contenders run interleaved (A B C A B C ...), each hop in its own process; this process is the
- * load generator. Reports medians, min–max and ratios. Bounded: about 3 minutes on 2 cores.
+ * load generator. Reports medians, min–max and ratios. Bounded: about 5 minutes on 2 cores.
  * Flags: `npm run bench -- --help` (HELP below).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -15,6 +15,7 @@ import { type IPeer, findBinary, startHaproxy, startNginx } from '../test/helper
 import { median } from './micro.js';
 import { printParserTable, runParserBench } from './parser.js';
 import { runHttpBench } from './http.js';
+import { runWorkersBench } from './workers.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -23,6 +24,7 @@ const { values: args } = parseArgs({
     'skip-memory': { type: 'boolean', default: false },
     'skip-parser': { type: 'boolean', default: false },
     'skip-http': { type: 'boolean', default: false },
+    'skip-workers': { type: 'boolean', default: false },
     only: { type: 'string' },
     profile: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -32,8 +34,8 @@ const { values: args } = parseArgs({
 const HELP = `usage: npm run bench -- [flags]
 
 SmartProxy beside a minimal Node proxy, HAProxy and nginx on loopback: throughput, connection
-rate, HTTP, memory per idle connection, parser. The report (markdown) goes to stdout, progress
-lines to stderr. About 3.5 minutes with the defaults.
+rate, workers, HTTP, memory per idle connection, parser. The report (markdown) goes to stdout,
+progress lines to stderr. About 5 minutes with the defaults (3.5 with --skip-workers).
 
   --rounds N        interleaved rounds per measurement (default 5)
   --seconds S       seconds per measurement (default 2)
@@ -41,6 +43,8 @@ lines to stderr. About 3.5 minutes with the defaults.
   --skip-http       leave out the HTTP section
   --skip-memory     leave out the idle-connection memory section
   --skip-parser     leave out the PROXY parser section
+  --skip-workers    leave out the workers section (smartproxy --workers 1|2 beside HAProxy
+                    nbthread 1|2; at most 3 rounds, about 1.5 minutes)
   --profile DIR     SmartProxy hops write --cpu-prof profiles to DIR
   -h, --help        print this help and exit
 
@@ -234,11 +238,11 @@ async function smartproxyHop(bulk: [number, number], rate: [number, number], acc
   return spawnNode('bench/smartproxy-hop.ts', [JSON.stringify(options)], true);
 }
 
-async function haproxyHop(bulk: [number, number], rate: [number, number], accept: boolean, send: boolean): Promise<IProc> {
+async function haproxyHop(bulk: [number, number], rate: [number, number], accept: boolean, send: boolean, threads = 1): Promise<IProc> {
   const fe = (name: string, [port, target]: [number, number]) =>
     `frontend f_${name}\n  mode tcp\n  bind 127.0.0.1:${port}${accept ? ' accept-proxy' : ''}\n  default_backend b_${name}\n` +
     `backend b_${name}\n  mode tcp\n  server s 127.0.0.1:${target}${send ? ' send-proxy-v2' : ''}\n`;
-  return peerProc(await startHaproxy(fe('bulk', bulk) + fe('rate', rate), [bulk[0], rate[0]], {}, '  nbthread 1\n  maxconn 9000\n'));
+  return peerProc(await startHaproxy(fe('bulk', bulk) + fe('rate', rate), [bulk[0], rate[0]], {}, `  nbthread ${threads}\n  maxconn 9000\n`));
 }
 
 async function buildContenders(sink: ISinkPorts): Promise<IContender[]> {
@@ -349,6 +353,13 @@ async function main(): Promise<void> {
   console.log(`smartproxy 2 hop / node pipe 2 hop, throughput: ${ratio(bulkMed('smartproxy 2 hop (v2 between)'), bulkMed('node pipe 2 hop'))} (target ≥ 0.95)`);
   console.log(`smartproxy 1 hop CPU/conn ÷ haproxy 1 hop: ${ratio(med('smartproxy 1 hop (v2 in+out)', (x) => x.cpuMicrosPerConn), med('haproxy 1 hop (v2 in+out)', (x) => x.cpuMicrosPerConn))} (far goal ≤ 1.5)`);
   console.log(`smartproxy 1 hop CPU/conn ÷ node pipe 1 hop: ${ratio(med('smartproxy 1 hop (v2 in+out)', (x) => x.cpuMicrosPerConn), med('node pipe 1 hop', (x) => x.cpuMicrosPerConn))}`);
+
+  if (!args['skip-workers']) {
+    progress('workers');
+    const want = (name: string) => args.only === undefined || args.only.split(',').some((o) => name.includes(o));
+    const track = (proc: { pid: number; stop(): Promise<void> }) => void procs.push({ ...proc, firstLine: '' });
+    await runWorkersBench({ sink, rounds: Math.min(ROUNDS, 3), seconds: SECONDS, want, progress, track, rate, bulk, cpuSeconds, haproxyHop });
+  }
 
   if (!args['skip-http']) {
     progress('HTTP');

@@ -10,7 +10,7 @@ describe('the benchmark runner', () => {
   it('prints every flag with --help and exits 0', async () => {
     const run = runNode(['bench/run.ts', '--help'], onCleanup);
     assert.equal(await run.exited, 0, run.output());
-    for (const flag of ['--rounds', '--seconds', '--only', '--skip-http', '--skip-memory', '--skip-parser', '--profile', '--help']) assert.ok(run.output().includes(flag), `${flag} in:\n${run.output()}`);
+    for (const flag of ['--rounds', '--seconds', '--only', '--skip-http', '--skip-memory', '--skip-parser', '--skip-workers', '--profile', '--help']) assert.ok(run.output().includes(flag), `${flag} in:\n${run.output()}`);
     assert.doesNotMatch(run.output(), /# npm run bench/);
   });
 });
