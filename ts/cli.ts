@@ -11,7 +11,8 @@ import type { LevelWithSilent } from 'pino';
 import { helpText, parseFlags, version } from './cli/args.js';
 import { loadConfig, parseWorkers, type WorkerCount } from './cli/config-file.js';
 import { createLogger, LOG_LEVELS, stderr, stdout } from './cli/log.js';
-import { EXIT_CONFIG, EXIT_RUNTIME, report, routeCount, Service } from './cli/service.js';
+import { EXIT_CONFIG, EXIT_RUNTIME, report, routeCount } from './cli/checked-config.js';
+import { Service } from './cli/service.js';
 import { runWorker } from './cli/workers/worker.js';
 
 function usageError(message: string): void {

@@ -1,60 +1,21 @@
 /**
  * The running service: start-up, reloads and the stop, driven by signals. Handlers are installed
  * before anything slow happens (reading certificates, building TLS contexts, listening), so a
- * signal during start-up never meets its default action (which kills the process).
+ * signal during start-up never meets its default action (which kills the process). With more than
+ * one worker, the service reads and checks the file, then hands the rest (and the signals) to a
+ * Supervisor (workers/supervisor.ts).
  */
-import type { Logger } from 'pino';
+import type { Server } from 'node:http';
+import type { Logger, LevelWithSilent } from 'pino';
 import { ConfigError } from '../protocols/errors.js';
 import type { ISmartProxyOptions } from '../proxies/smart-proxy/models/interfaces.js';
-import { resolveConfig } from '../proxies/smart-proxy/config.js';
 import { SmartProxy } from '../proxies/smart-proxy/smart-proxy.js';
-import os from 'node:os';
+import { EXIT_CONFIG, EXIT_RUNTIME, loadChecked, report, routeCount, workerCount } from './checked-config.js';
 import { allProblems, type ILoaded, loadConfig, problemLines, type WorkerCount } from './config-file.js';
-import { Supervisor } from './workers/supervisor.js';
 import { logTraffic } from './events-log.js';
-import { proxyMetricsSource, startMetricsEndpoint, stopMetricsEndpoint } from './metrics-endpoint.js';
-import type { Server } from 'node:http';
 import { createLogger, stderr } from './log.js';
-import type { LevelWithSilent } from 'pino';
-
-/** `"workers"` as a number of processes: `auto` is one per core, absent is 1 (no supervisor). */
-export function workerCount(workers: WorkerCount | undefined): number {
-  return workers === 'auto' ? os.availableParallelism() : (workers ?? 1);
-}
-
-export const EXIT_RUNTIME = 1;
-export const EXIT_CONFIG = 2;
-
-export function routeCount(options: ISmartProxyOptions): string {
-  const n = Array.isArray(options.routes) ? options.routes.length : 0;
-  return `${n} route${n === 1 ? '' : 's'}`;
-}
-
-/** Problems go to stderr (one line each), warnings to the log. */
-export function report(file: string, loaded: ILoaded, log: Logger): boolean {
-  const problems = allProblems(loaded);
-  for (const line of problemLines(file, problems)) stderr.write(`${line}\n`);
-  for (const warning of loaded.warnings) log.warn({ code: 'CONFIG_WARNING' }, `${file}: ${warning}`);
-  return problems.length === 0 && loaded.options !== undefined;
-}
-
-/**
- * Reads and checks the file, with the logger `logFor` makes from its settings: the loaded file
- * when it is good, else undefined after every problem went to stderr.
- */
-export function loadChecked(file: string, logFor: (loaded: ILoaded) => Logger): ILoaded | undefined {
-  const loaded = loadConfig(file);
-  try {
-    if (report(file, loaded, logFor(loaded))) {
-      resolveConfig(loaded.options as ISmartProxyOptions);
-      return loaded;
-    }
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    for (const line of problemLines(file, [err])) stderr.write(`${line}\n`);
-  }
-  return undefined;
-}
+import { proxyMetricsSource, startMetricsEndpoint, stopMetricsEndpoint } from './metrics-endpoint.js';
+import { Supervisor } from './workers/supervisor.js';
 
 /**
  * Lets signals that arrived during the synchronous loading run their handlers before listening.

@@ -12,7 +12,7 @@ import type { Logger, LevelWithSilent } from 'pino';
 import type { ISmartProxyOptions } from '../../proxies/smart-proxy/models/interfaces.js';
 import { type ILoaded } from '../config-file.js';
 import { startMetricsEndpoint, stopMetricsEndpoint } from '../metrics-endpoint.js';
-import { EXIT_RUNTIME, loadChecked, routeCount } from '../service.js';
+import { EXIT_RUNTIME, loadChecked, routeCount } from '../checked-config.js';
 import { type FromWorker, type ToWorker, WORKER_SLOT_ENV } from './messages.js';
 import { type IWorkerReport, workersMetricsSource } from './worker-metrics.js';
 
