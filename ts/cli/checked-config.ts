@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../protocols/errors.js';
 import { resolveConfig } from '../proxies/smart-proxy/config.js';
 import type { ISmartProxyOptions } from '../proxies/smart-proxy/models/interfaces.js';
-import { allProblems, type ILoaded, loadConfig, problemLines, type WorkerCount } from './config-file.js';
+import { allProblems, type ICliSettings, type ILoaded, loadConfig, problemLines, type WorkerCount } from './config-file.js';
 import { stderr } from './log.js';
 
 /** `"workers"` as a number of processes: `auto` is one per core, absent is 1 (no supervisor). */
@@ -47,4 +47,14 @@ export function loadChecked(file: string, logFor: (loaded: ILoaded) => Logger): 
     for (const line of problemLines(file, [err])) stderr.write(`${line}\n`);
   }
   return undefined;
+}
+
+/** The CLI's own settings (`log`, `metrics`, `workers`) apply at start only: the ones a reload would change. */
+export function cliChanges(running: ICliSettings, loaded: ICliSettings): string[] {
+  const sections: Array<[string, unknown, unknown]> = [
+    ['log', running.log, loaded.log],
+    ['metrics', running.metricsListen, loaded.metricsListen],
+    ['workers', running.workers, loaded.workers],
+  ];
+  return sections.filter(([, before, after]) => JSON.stringify(before) !== JSON.stringify(after)).map(([name]) => name);
 }

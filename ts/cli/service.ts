@@ -10,7 +10,7 @@ import type { Logger, LevelWithSilent } from 'pino';
 import { ConfigError } from '../protocols/errors.js';
 import type { ISmartProxyOptions } from '../proxies/smart-proxy/models/interfaces.js';
 import { SmartProxy } from '../proxies/smart-proxy/smart-proxy.js';
-import { EXIT_CONFIG, EXIT_RUNTIME, loadChecked, report, routeCount, workerCount } from './checked-config.js';
+import { cliChanges, EXIT_CONFIG, EXIT_RUNTIME, loadChecked, report, routeCount, workerCount } from './checked-config.js';
 import { allProblems, type ILoaded, loadConfig, problemLines, type WorkerCount } from './config-file.js';
 import { logTraffic } from './events-log.js';
 import { createLogger, stderr } from './log.js';
@@ -178,22 +178,12 @@ export class Service {
       const after = new Set(proxy.getListeningPorts());
       const opened = [...after].filter((p) => !before.has(p));
       const closed = [...before].filter((p) => !after.has(p));
-      const restart = [...needsRestart, ...this.cliChangesNeedingRestart(loaded)];
+      const restart = [...needsRestart, ...cliChanges((this.loaded as ILoaded).cli, loaded.cli)];
       const pending = restart.length > 0 ? `; ${restart.join(', ')} change only on restart` : '';
       this.log.info({ opened, closed }, `SIGHUP: configuration reloaded (${routeCount(loaded.options as ISmartProxyOptions)})${pending}`);
     } catch (err) {
       if (err instanceof ConfigError) for (const line of problemLines(this.file, allProblems(loaded))) stderr.write(`${line}\n`);
       this.log.warn(`SIGHUP: ${err instanceof ConfigError ? 'the configuration has problems' : `reload failed: ${(err as Error).message}`}; nothing changed`);
     }
-  }
-
-  /** The CLI's own settings are applied at start only. */
-  private cliChangesNeedingRestart(loaded: ILoaded): string[] {
-    const names: string[] = [];
-    const running = this.loaded?.cli;
-    if (JSON.stringify(loaded.cli.log) !== JSON.stringify(running?.log)) names.push('log');
-    if (JSON.stringify(loaded.cli.metricsListen) !== JSON.stringify(running?.metricsListen)) names.push('metrics');
-    if (JSON.stringify(loaded.cli.workers) !== JSON.stringify(running?.workers)) names.push('workers');
-    return names;
   }
 }

@@ -12,7 +12,7 @@ import type { Logger, LevelWithSilent } from 'pino';
 import type { ISmartProxyOptions } from '../../proxies/smart-proxy/models/interfaces.js';
 import { type ILoaded } from '../config-file.js';
 import { startMetricsEndpoint, stopMetricsEndpoint } from '../metrics-endpoint.js';
-import { EXIT_RUNTIME, loadChecked, routeCount } from '../checked-config.js';
+import { cliChanges, EXIT_RUNTIME, loadChecked, routeCount } from '../checked-config.js';
 import { type FromWorker, type ToWorker, WORKER_SLOT_ENV } from './messages.js';
 import { type IWorkerReport, workersMetricsSource } from './worker-metrics.js';
 
@@ -242,7 +242,7 @@ export class Supervisor {
       return this.log.warn(`SIGHUP: reload failed in ${failed.length} worker(s) (${why}); every worker kept the previous configuration`);
     }
     const needsRestart = new Set(answers.flatMap((a) => (a.answer?.type === 'reloaded' ? a.answer.needsRestart : [])));
-    for (const name of cliChanges(previous, loaded)) needsRestart.add(name);
+    for (const name of cliChanges(previous.cli, loaded.cli)) needsRestart.add(name);
     const pending = needsRestart.size > 0 ? `; ${[...needsRestart].join(', ')} change only on restart` : '';
     this.log.info(`SIGHUP: configuration reloaded in ${answers.length} workers (${routeCount(this.options)})${pending}`);
   }
@@ -287,15 +287,6 @@ export class Supervisor {
     this.metrics = undefined;
     void (metrics === undefined ? Promise.resolve() : stopMetricsEndpoint(metrics)).then(() => this.log.info('stopped'));
   }
-}
-
-/** The CLI's own sections that a reload cannot change. */
-function cliChanges(running: ILoaded, loaded: ILoaded): string[] {
-  const names: string[] = [];
-  if (JSON.stringify(loaded.cli.log) !== JSON.stringify(running.cli.log)) names.push('log');
-  if (JSON.stringify(loaded.cli.metricsListen) !== JSON.stringify(running.cli.metricsListen)) names.push('metrics');
-  if (JSON.stringify(loaded.cli.workers) !== JSON.stringify(running.cli.workers)) names.push('workers');
-  return names;
 }
 
 /**
