@@ -170,8 +170,8 @@ interface IRateResult {
   cpuMicrosPerConn: number;
 }
 
-/** Short connections (connect, 100 bytes each way, close) at concurrency 50 for `seconds`. */
-async function rate(c: IContender, seconds: number): Promise<IRateResult> {
+/** Short connections (connect, 100 bytes each way, close) at concurrency 50 (or `concurrency`) for `seconds`. */
+async function rate(c: IContender, seconds: number, concurrency = CONCURRENCY): Promise<IRateResult> {
   const latencies: number[] = [];
   let errors = 0;
   const deadline = Date.now() + seconds * 1000;
@@ -199,7 +199,7 @@ async function rate(c: IContender, seconds: number): Promise<IRateResult> {
       });
     });
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
+    Array.from({ length: concurrency }, async () => {
       while (Date.now() < deadline) await one();
     }),
   );

@@ -47,7 +47,7 @@ export interface IWorkersBench {
   progress: (message: string) => void;
   /** Registers a process with the runner, which stops it even when the run fails. */
   track: (proc: IStoppable) => void;
-  rate: (c: IBenchTarget, seconds: number) => Promise<IRateFigures>;
+  rate: (c: IBenchTarget, seconds: number, concurrency?: number) => Promise<IRateFigures>;
   bulk: (c: IBenchTarget, seconds: number) => Promise<number>;
   cpuSeconds: (pid: number) => number;
   haproxyHop: (bulk: [number, number], rate: [number, number], accept: boolean, send: boolean, threads: number) => Promise<IStoppable>;
@@ -55,6 +55,8 @@ export interface IWorkersBench {
 
 /** Concurrent connections of the bulk row that can spread over workers (one connection lives in one). */
 const BULK_CONNECTIONS = 4;
+/** Seconds of the one-at-a-time run that shows how workers share light load. */
+const LIGHT_SECONDS = 1;
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 
@@ -71,6 +73,8 @@ interface IRoundFigures {
   supervisorMicrosPerConn: number;
   /** Connections each worker accepted during the rate measurement, by slot. */
   split: number[];
+  /** The same with one connection at a time (light load), where shared sockets tend to favour one worker. */
+  lightSplit: number[];
   bulk1: number;
   bulkN: number;
 }
@@ -229,7 +233,16 @@ async function measureRound(b: IWorkersBench, c: IWorkersContender): Promise<IRo
   // The supervisor's part of the tree's CPU over the same window, applied to rate()'s CPU per connection.
   const supervisorPart = c.supervisorPid === undefined ? NaN : (b.cpuSeconds(c.supervisorPid) - supervisorBefore) / (treeCpu() - treeBefore);
   const acceptedAfter = c.statsPort === undefined ? [] : await acceptedPerWorker(c.statsPort);
-  return { rate, supervisorMicrosPerConn: rate.cpuMicrosPerConn * supervisorPart, split: acceptedAfter.map((n, i) => n - (acceptedBefore[i] ?? 0)), bulk1, bulkN };
+  const split = acceptedAfter.map((n, i) => n - (acceptedBefore[i] ?? 0));
+  return { rate, supervisorMicrosPerConn: rate.cpuMicrosPerConn * supervisorPart, split, lightSplit: await lightSplit(b, c), bulk1, bulkN };
+}
+
+/** Connections each worker accepted from one client connecting one at a time for LIGHT_SECONDS (workers only). */
+async function lightSplit(b: IWorkersBench, c: IWorkersContender): Promise<number[]> {
+  if (c.statsPort === undefined || c.supervisorPid === undefined) return [];
+  const before = await acceptedPerWorker(c.statsPort);
+  await b.rate(c, LIGHT_SECONDS, 1);
+  return (await acceptedPerWorker(c.statsPort)).map((n, i) => n - (before[i] ?? 0));
 }
 
 /** "52/48" from counts per worker. */
@@ -238,18 +251,24 @@ function shares(counts: number[]): string {
   return counts.map((n) => ((100 * n) / total).toFixed(0)).join('/');
 }
 
+/** "49/51 (50/50, 48/52, 48/52)": the shares over all rounds, then per round; "-" for one process. */
+function splitText(rounds: number[][]): string {
+  if (rounds[0].length < 2) return '-';
+  const total = rounds[0].map((_, i) => rounds.reduce((sum, counts) => sum + counts[i], 0));
+  return `${shares(total)} (${rounds.map(shares).join(', ')})`;
+}
+
 function spread(values: number[], digits: number): string {
   return `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
 }
 
 function printTables(contenders: IWorkersContender[], results: Map<string, IRoundFigures[]>): void {
-  console.log('| contender | conn/s | p50 ms | p99 ms | CPU µs/conn (whole tree) | of it supervisor | errors | accepted per worker (all rounds; each round) |\n|---|---:|---:|---:|---:|---:|---:|---|');
+  console.log('| contender | conn/s | p50 ms | p99 ms | CPU µs/conn (whole tree) | of it supervisor | errors | accepted per worker, % (all rounds; each round) | the same, one connection at a time |\n|---|---:|---:|---:|---:|---:|---:|---|---|');
   for (const c of contenders) {
     const r = results.get(c.name) as IRoundFigures[];
     const pick = (f: (x: IRoundFigures) => number) => r.map(f);
-    const split = r[0].split.length > 1 ? `${shares(r[0].split.map((_, i) => r.reduce((s, x) => s + x.split[i], 0)))} (${r.map((x) => shares(x.split)).join(', ')})` : '-';
     const supervisor = c.supervisorPid === undefined ? '-' : median(pick((x) => x.supervisorMicrosPerConn)).toFixed(0);
-    console.log(`| ${c.name} | ${spread(pick((x) => x.rate.perSecond), 0)} | ${median(pick((x) => x.rate.p50)).toFixed(2)} | ${median(pick((x) => x.rate.p99)).toFixed(2)} | ${median(pick((x) => x.rate.cpuMicrosPerConn)).toFixed(0)} | ${supervisor} | ${r.reduce((s, x) => s + x.rate.errors, 0)} | ${split} |`);
+    console.log(`| ${c.name} | ${spread(pick((x) => x.rate.perSecond), 0)} | ${median(pick((x) => x.rate.p50)).toFixed(2)} | ${median(pick((x) => x.rate.p99)).toFixed(2)} | ${median(pick((x) => x.rate.cpuMicrosPerConn)).toFixed(0)} | ${supervisor} | ${r.reduce((s, x) => s + x.rate.errors, 0)} | ${splitText(r.map((x) => x.split))} | ${splitText(r.map((x) => x.lightSplit))} |`);
   }
   console.log(`\n| contender | bulk, 1 connection (Gbit/s) | bulk, ${BULK_CONNECTIONS} connections (Gbit/s, sum) |\n|---|---:|---:|`);
   for (const c of contenders) {
@@ -283,7 +302,7 @@ export async function runWorkersBench(b: IWorkersBench): Promise<void> {
       'a second worker or thread competes with them for the same cores instead of taking a free one, so 2 ÷ 1 here is a floor, not what free cores would give. ' +
       `${b.rounds} interleaved rounds × ${b.seconds} s per measurement; CPU sums the contender's whole process tree (supervisor + workers); ` +
       'rr = node:cluster round-robin (the supervisor accepts and passes each socket to a worker), none = NODE_CLUSTER_SCHED_POLICY=none (the workers accept on one shared socket); ' +
-      "accepted per worker: each worker's connections.total from /stats over the connection-rate runs. The CLI logs at warn (no access line per connection, as HAProxy here).\n",
+      "accepted per worker: each worker's connections.total from /stats over the connection-rate runs, and over a run of one connection at a time (light load). The CLI logs at warn (no access line per connection, as HAProxy here).\n",
   );
   const contenders = await buildContenders(b);
   try {
