@@ -4,6 +4,7 @@
  * client was. Every test drives the CLI from outside: connections, signals, kill -9, /stats.
  */
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
@@ -70,6 +71,11 @@ async function pool<T>(count: number, concurrency: number, job: (i: number) => P
   return results;
 }
 
+/** Polls an async condition every 50 ms for up to 3 s. */
+async function eventually(cond: () => Promise<boolean>, what: string): Promise<void> {
+  for (let start = Date.now(); !(await cond()); await sleep(50)) if (Date.now() - start > 3000) throw new Error(`timed out waiting for ${what}`);
+}
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -77,6 +83,21 @@ function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** PIDs of processes whose command line names `text` (the config file: the CLI and its workers). */
+function processesWith(text: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 const route = (name: string, port: number, target: number) => ({ name, match: { ports: port }, action: { type: 'forward', target: { host: '127.0.0.1', port: target } } });
@@ -175,7 +196,7 @@ describe('smartproxy --workers 2 behind HAProxy (PROXY v2 in, v2 out)', { skip: 
     config.routes.push(route('added', newPort, backend.port));
     fs.writeFileSync(file, JSON.stringify(config));
     run.child.kill('SIGHUP');
-    await run.waitFor(/SIGHUP: configuration reloaded in 2 workers \(2 routes\)/);
+    await run.waitFor(/SIGHUP: configuration reloaded in 2 of 2 workers \(2 routes\)/);
     // Straight to the new port from 127.0.0.1, which is trusted, with a header of our own.
     const header = (i: number) => `PROXY TCP4 198.51.100.${i} 203.0.113.1 ${4000 + i} ${newPort}\r\n`;
     const results = await pool(40, 4, async (i) => {
@@ -201,12 +222,18 @@ describe('smartproxy --workers 2 behind HAProxy (PROXY v2 in, v2 out)', { skip: 
     assert.deepEqual((await stats(metricsPort)).workers.map((w) => w.pid), pids, 'no worker was restarted');
   });
 
-  it('keeps the previous configuration in every worker when the workers cannot apply a new one', async () => {
-    const squatter = await startServer((socket) => socket.destroy(), { port: busyPort });
+  it('puts the previous configuration back in every worker when one worker cannot apply a new one', async () => {
+    // Worker 1 alone serves UDP routes: a UDP port in use fails there, while worker 2 opens the new TCP port.
+    const squatter = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => squatter.bind(0, '127.0.0.1', resolve));
     onCleanup(() => squatter.close());
-    fs.writeFileSync(file, JSON.stringify({ ...config, routes: [...config.routes, route('busy', busyPort, backend.port)] }));
+    const udpPort = squatter.address().port;
+    const udpRoute = { name: 'udp', match: { ports: udpPort, transport: 'udp' }, action: { type: 'forward', target: { host: '127.0.0.1', port: 9 } } };
+    fs.writeFileSync(file, JSON.stringify({ ...config, routes: [...config.routes, route('busy', busyPort, backend.port), udpRoute] }));
     run.child.kill('SIGHUP');
-    await run.waitFor(/SIGHUP: reload failed in \d worker\(s\) \(.*EADDRINUSE.*\); every worker kept the previous configuration/);
+    await run.waitFor(/SIGHUP: 1 of 2 workers could not apply the configuration \(.*EADDRINUSE.*\); every worker keeps the previous one/);
+    assert.doesNotMatch(run.output(), /reloaded in \d of 2 workers \(3 routes\)/);
+    await eventually(async () => (await exchange(busyPort, 'x')).includes('ECONNREFUSED'), 'the port worker 2 opened to close again');
     assert.match(await exchange(haproxyPort, 'still'), /^\{/);
     assert.match(await exchange(newPort, `PROXY TCP4 198.51.100.1 203.0.113.1 1 ${newPort}\r\nstill`), /^\{/);
     fs.writeFileSync(file, JSON.stringify(config));
@@ -232,14 +259,21 @@ describe('smartproxy --workers 2 behind HAProxy (PROXY v2 in, v2 out)', { skip: 
 });
 
 describe('smartproxy --workers: failures around the supervisor', () => {
-  it('stops every worker when the supervisor is killed with kill -9', async () => {
+  it('drains and stops every worker when the supervisor is killed with kill -9', async () => {
     const echo = await startEchoServer();
     onCleanup(() => echo.close());
     const [port, metricsPort] = await freePorts(2);
-    const { run } = startCli({ metrics: { listen: `127.0.0.1:${metricsPort}` }, routes: [route('echo', port, echo.port)] });
+    const { run } = startCli({ gracefulShutdownTimeout: 5000, metrics: { listen: `127.0.0.1:${metricsPort}` }, routes: [route('echo', port, echo.port)] });
     await run.waitFor(/started with 1 route in 2 workers/, 20_000);
     const pids = (await stats(metricsPort)).workers.map((w) => w.pid as number);
+    const held = await connect({ port });
+    held.write('before\n');
+    assert.equal(await readLine(held), 'before');
     run.child.kill('SIGKILL');
+    await sleep(500);
+    held.write('after\n');
+    assert.equal(await readLine(held), 'after', 'the orphaned worker drains its connection rather than cutting it');
+    held.end();
     await waitFor(() => pids.every((pid) => !pidAlive(pid)), 10_000, 'the orphaned workers to leave');
     await assert.rejects(connect({ port }), /ECONNREFUSED/, 'nothing holds the port');
   });
@@ -247,10 +281,12 @@ describe('smartproxy --workers: failures around the supervisor', () => {
   it('exits 1 when a worker cannot listen, naming the port, and leaves no worker behind', async () => {
     const squatter = await startServer((socket) => socket.destroy());
     onCleanup(() => squatter.close());
-    const { run } = startCli({ routes: [route('taken', squatter.port, 9)] });
+    const { run, file } = startCli({ routes: [route('taken', squatter.port, 9)] });
     assert.equal(await run.exited, 1, run.output());
+    assert.match(run.output(), /worker \d \(pid \d+\) exited \(code 1\)|worker \d stopped \(code 1\)/, 'the worker says it failed by its exit code');
     assert.match(run.output(), new RegExp(`worker \\d cannot start: .*${squatter.port}`));
     assert.match(run.output(), /a worker could not start: stopping/);
+    assert.deepEqual(processesWith(file), [], 'no worker is left behind');
   });
 
   it('keeps a UDP flow in one worker: every datagram of a client reaches the backend through one session', async () => {

@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   if (args.config === undefined) return usageError('--config <file.json> is required (see smartproxy --help)');
   let workers: WorkerCount | undefined;
   if (args.workers !== undefined) {
-    const parsed = parseWorkers(args.workers);
+    const parsed = parseWorkers(/^\d+$/.test(args.workers) ? Number(args.workers) : args.workers);
     if ('error' in parsed) return usageError(`--workers ${parsed.error}`);
     workers = parsed.workers;
   }

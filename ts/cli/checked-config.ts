@@ -49,12 +49,15 @@ export function loadChecked(file: string, logFor: (loaded: ILoaded) => Logger): 
   return undefined;
 }
 
-/** The CLI's own settings (`log`, `metrics`, `workers`) apply at start only: the ones a reload would change. */
-export function cliChanges(running: ICliSettings, loaded: ICliSettings): string[] {
+/**
+ * The CLI's own settings (`log`, `metrics`, `workers`) apply at start only: the ones a reload
+ * would change. `workersFlag`: --workers was given, so the file's count does not apply at all.
+ */
+export function cliChanges(running: ICliSettings, loaded: ICliSettings, workersFlag: boolean): string[] {
   const sections: Array<[string, unknown, unknown]> = [
     ['log', running.log, loaded.log],
     ['metrics', running.metricsListen, loaded.metricsListen],
-    ['workers', running.workers, loaded.workers],
+    ['workers', workersFlag ? 0 : workerCount(running.workers), workersFlag ? 0 : workerCount(loaded.workers)],
   ];
   return sections.filter(([, before, after]) => JSON.stringify(before) !== JSON.stringify(after)).map(([name]) => name);
 }

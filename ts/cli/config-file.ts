@@ -25,10 +25,9 @@ export type WorkerCount = number | 'auto';
 /** More workers than this is a typo, not a machine: each one holds a whole SmartProxy. */
 export const MAX_WORKERS = 256;
 
-/** `"workers"` or `--workers` checked: the count, or what is wrong with it. */
+/** `"workers"` (or --workers, its digits made a number) checked: the count, or what is wrong with it. */
 export function parseWorkers(value: unknown): { workers: WorkerCount } | { error: string } {
-  const text = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  if (text === 'auto' || (Number.isInteger(text) && (text as number) >= 1 && (text as number) <= MAX_WORKERS)) return { workers: text as WorkerCount };
+  if (value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_WORKERS)) return { workers: value };
   return { error: `must be a whole number from 1 to ${MAX_WORKERS}, or "auto" (one per core), got ${JSON.stringify(value)}` };
 }
 

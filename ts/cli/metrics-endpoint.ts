@@ -4,6 +4,7 @@
  * workers, from every worker's, summed (see workers/supervisor.ts).
  */
 import http from 'node:http';
+import type { Logger } from 'pino';
 import { SmartProxyError } from '../protocols/errors.js';
 import { formatPrometheusMetrics, PROMETHEUS_CONTENT_TYPE } from '../proxies/smart-proxy/prometheus.js';
 import type { SmartProxy } from '../proxies/smart-proxy/smart-proxy.js';
@@ -69,4 +70,21 @@ export function stopMetricsEndpoint(server: http.Server): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/**
+ * The CLI's way to start the endpoint: the address it serves on goes to the log at info, a
+ * failure to listen at error (undefined then: the caller stops with exit 1).
+ */
+export async function openMetricsEndpoint(source: IMetricsSource, listen: { host: string; port: number }, log: Logger, note = ''): Promise<http.Server | undefined> {
+  let server: http.Server;
+  try {
+    server = await startMetricsEndpoint(source, listen.host, listen.port, (message) => log.warn(message));
+  } catch (err) {
+    log.error({ code: (err as SmartProxyError).code }, `cannot start: ${(err as Error).message}`);
+    return undefined;
+  }
+  const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+  log.info(`metrics on http://${host}:${listen.port}/metrics (Prometheus${note === '' ? '' : `, ${note}`}) and /stats (JSON)`);
+  return server;
 }

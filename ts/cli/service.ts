@@ -14,7 +14,7 @@ import { cliChanges, EXIT_CONFIG, EXIT_RUNTIME, loadChecked, report, routeCount,
 import { allProblems, type ILoaded, loadConfig, problemLines, type WorkerCount } from './config-file.js';
 import { logTraffic } from './events-log.js';
 import { createLogger, stderr } from './log.js';
-import { proxyMetricsSource, startMetricsEndpoint, stopMetricsEndpoint } from './metrics-endpoint.js';
+import { openMetricsEndpoint, proxyMetricsSource, stopMetricsEndpoint } from './metrics-endpoint.js';
 import { Supervisor } from './workers/supervisor.js';
 
 /**
@@ -129,7 +129,7 @@ export class Service {
 
   /** Hands signals and the rest of the start to a supervisor of workers. */
   private supervise(loaded: ILoaded): Promise<void> {
-    const supervisor = new Supervisor(this.file, workerCount(this.workers ?? loaded.cli.workers), this.levelOverride, this.log, loaded);
+    const supervisor = new Supervisor(this.file, workerCount(this.workers ?? loaded.cli.workers), this.levelOverride, this.log, loaded, this.workers !== undefined);
     this.supervisor = supervisor;
     if (this.reloadWanted) supervisor.onReloadSignal();
     return supervisor.start();
@@ -139,17 +139,11 @@ export class Service {
   private async serveMetrics(proxy: SmartProxy): Promise<boolean> {
     const listen = this.loaded?.cli.metricsListen;
     if (listen === undefined) return true;
-    try {
-      this.metrics = await startMetricsEndpoint(proxyMetricsSource(proxy), listen.host, listen.port, (message) => this.log.warn(message));
-    } catch (err) {
-      this.log.error({ code: (err as ConfigError).code }, `cannot start: ${(err as Error).message}`);
-      process.exitCode = EXIT_RUNTIME;
-      this.state = 'stopping';
-      return false;
-    }
-    const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
-    this.log.info(`metrics on http://${host}:${listen.port}/metrics (Prometheus) and /stats (JSON)`);
-    return true;
+    this.metrics = await openMetricsEndpoint(proxyMetricsSource(proxy), listen, this.log);
+    if (this.metrics !== undefined) return true;
+    process.exitCode = EXIT_RUNTIME;
+    this.state = 'stopping';
+    return false;
   }
 
   private watch(proxy: SmartProxy): void {
@@ -178,7 +172,7 @@ export class Service {
       const after = new Set(proxy.getListeningPorts());
       const opened = [...after].filter((p) => !before.has(p));
       const closed = [...before].filter((p) => !after.has(p));
-      const restart = [...needsRestart, ...cliChanges((this.loaded as ILoaded).cli, loaded.cli)];
+      const restart = [...needsRestart, ...cliChanges((this.loaded as ILoaded).cli, loaded.cli, this.workers !== undefined)];
       const pending = restart.length > 0 ? `; ${restart.join(', ')} change only on restart` : '';
       this.log.info({ opened, closed }, `SIGHUP: configuration reloaded (${routeCount(loaded.options as ISmartProxyOptions)})${pending}`);
     } catch (err) {

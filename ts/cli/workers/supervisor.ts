@@ -11,7 +11,8 @@ import type { Server } from 'node:http';
 import type { Logger, LevelWithSilent } from 'pino';
 import type { ISmartProxyOptions } from '../../proxies/smart-proxy/models/interfaces.js';
 import { type ILoaded } from '../config-file.js';
-import { startMetricsEndpoint, stopMetricsEndpoint } from '../metrics-endpoint.js';
+import { openMetricsEndpoint, stopMetricsEndpoint } from '../metrics-endpoint.js';
+import type { ISmartProxyMetrics } from '../../proxies/smart-proxy/metrics.js';
 import { cliChanges, EXIT_RUNTIME, loadChecked, routeCount } from '../checked-config.js';
 import { type FromWorker, type ToWorker, WORKER_SLOT_ENV } from './messages.js';
 import { type IWorkerReport, workersMetricsSource } from './worker-metrics.js';
@@ -23,7 +24,11 @@ const RESTART_MAX_MS = 10_000;
 const RESTART_STABLE_MS = 30_000;
 /** How long a scrape waits for a worker's metrics; a reload, for a worker's answer. */
 const METRICS_WAIT_MS = 2000;
-const RELOAD_WAIT_MS = 30_000;
+const RELOAD_WAIT_MS = 15_000;
+/** A worker not listening this long after its fork hangs: it is killed, and counts as a failed start. */
+const START_WAIT_MS = 60_000;
+/** Failed starts in a row after which a slot's crash loop is logged at `error` (once per loop). */
+const CRASH_LOOP_STARTS = 5;
 /** Past gracefulShutdownTimeout, how long a stopping worker may take before it is killed. */
 const STOP_MARGIN_MS = 5000;
 
@@ -32,12 +37,20 @@ interface ISlot {
   worker?: Worker;
   startedAt: number | null;
   restarts: number;
+  /** Workers of this slot that exited unasked (crashes, kills, failed replacement starts). */
+  exits: number;
   /** Deaths in a row of workers that did not run RESTART_STABLE_MS. */
   quickDeaths: number;
   timer?: NodeJS.Timeout;
+  /** The last metrics its worker reported: a scrape it misses sums these rather than dropping the worker's counts. */
+  last?: { worker: Worker; metrics: ISmartProxyMetrics };
 }
 
 type Answer = FromWorker | undefined;
+interface IReloadAnswer {
+  worker: Worker;
+  answer: Answer;
+}
 
 export class Supervisor {
   private state: 'starting' | 'running' | 'stopping' = 'starting';
@@ -58,8 +71,10 @@ export class Supervisor {
     private readonly levelOverride: LevelWithSilent | undefined,
     private log: Logger,
     private loaded: ILoaded,
+    /** Whether --workers set the count (then the file's `"workers"` never applies). */
+    private readonly workersFlag: boolean,
   ) {
-    this.slots = Array.from({ length: count }, (_, i) => ({ n: i + 1, startedAt: null, restarts: 0, quickDeaths: 0 }));
+    this.slots = Array.from({ length: count }, (_, i) => ({ n: i + 1, startedAt: null, restarts: 0, exits: 0, quickDeaths: 0 }));
     cluster.on('message', (worker, message: FromWorker) => this.onWorkerMessage(worker, message));
     cluster.on('exit', (worker, code, signal) => this.onWorkerExit(worker, code, signal));
   }
@@ -99,6 +114,10 @@ export class Supervisor {
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.n) });
     slot.worker = worker;
     slot.startedAt = null;
+    const hung = setTimeout(() => {
+      this.log.error({ worker: slot.n }, `worker ${slot.n} (pid ${worker.process.pid}) not listening ${START_WAIT_MS / 1000} s after its start: killing it`);
+      worker.process.kill('SIGKILL');
+    }, START_WAIT_MS);
     return new Promise((resolve) => {
       const onMessage = (message: FromWorker): void => {
         // The options are the ones in force when the worker is ready, a reload's included.
@@ -109,6 +128,7 @@ export class Supervisor {
           return this.tell(worker, this.startMessage());
         }
         if (message.type !== 'started' && message.type !== 'start-failed') return;
+        clearTimeout(hung);
         worker.off('message', onMessage);
         worker.off('exit', onExit);
         if (message.type === 'started') slot.startedAt = Date.now();
@@ -116,6 +136,7 @@ export class Supervisor {
         resolve(message.type === 'started');
       };
       const onExit = (): void => {
+        clearTimeout(hung);
         worker.off('message', onMessage);
         resolve(false);
       };
@@ -168,11 +189,20 @@ export class Supervisor {
     }
     // A death before its start is the start's failure (see fork); after it, the worker is replaced.
     if (slot.startedAt === null && this.state === 'starting') return;
-    const ranMs = slot.startedAt === null ? 0 : Date.now() - slot.startedAt;
-    slot.quickDeaths = ranMs >= RESTART_STABLE_MS ? 0 : slot.quickDeaths + 1;
-    const delay = Math.min(RESTART_MAX_MS, RESTART_FIRST_MS * 2 ** Math.max(0, slot.quickDeaths - 1));
+    slot.exits++;
+    const delay = this.restartDelay(slot);
     this.log.warn({ worker: slot.n, pid: worker.process.pid, code: 'WORKER_EXIT' }, `worker ${slot.n} (pid ${worker.process.pid}) exited (${how}); replacing it in ${delay} ms`);
     slot.timer = setTimeout(() => void this.replace(slot), delay);
+  }
+
+  /** 100 ms after a worker that ran 30 s; else doubling per quick death in a row (200, 400, ...), up to 10 s. */
+  private restartDelay(slot: ISlot): number {
+    const ranMs = slot.startedAt === null ? 0 : Date.now() - slot.startedAt;
+    slot.quickDeaths = ranMs >= RESTART_STABLE_MS ? 0 : slot.quickDeaths + 1;
+    if (slot.quickDeaths === CRASH_LOOP_STARTS) {
+      this.log.error({ worker: slot.n, code: 'WORKER_CRASH_LOOP' }, `worker ${slot.n} died ${CRASH_LOOP_STARTS} times in a row within ${RESTART_STABLE_MS / 1000} s of its start; still replacing it, at most every ${RESTART_MAX_MS / 1000} s (see the lines above: a port taken while it was down?)`);
+    }
+    return Math.min(RESTART_MAX_MS, RESTART_FIRST_MS * 2 ** slot.quickDeaths);
   }
 
   private async replace(slot: ISlot): Promise<void> {
@@ -186,26 +216,24 @@ export class Supervisor {
   private async serveMetrics(): Promise<boolean> {
     const listen = this.loaded.cli.metricsListen;
     if (listen === undefined) return true;
-    try {
-      this.metrics = await startMetricsEndpoint(workersMetricsSource(() => this.collect()), listen.host, listen.port, (message) => this.log.warn(message));
-    } catch (err) {
-      this.log.error({ code: (err as { code?: string }).code }, `cannot start: ${(err as Error).message}`);
-      return false;
-    }
-    const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
-    this.log.info(`metrics on http://${host}:${listen.port}/metrics (Prometheus, summed over workers) and /stats (JSON)`);
-    return true;
+    this.metrics = await openMetricsEndpoint(workersMetricsSource(() => this.collect()), listen, this.log, 'summed over workers');
+    return this.metrics !== undefined;
   }
 
-  /** Every slot, with its worker's metrics when it answered in time. */
+  /**
+   * Every slot, with its worker's metrics: fresh when it answered in time, else the last it gave
+   * (so a slow worker does not make the sums drop, which Prometheus would read as a reset).
+   */
   private collect(): Promise<IWorkerReport[]> {
     return Promise.all(
       this.slots.map(async (slot): Promise<IWorkerReport> => {
         const worker = slot.worker;
-        const report = { worker: slot.n, pid: worker?.process.pid ?? null, startedAt: slot.startedAt, restarts: slot.restarts };
+        const report = { worker: slot.n, pid: worker?.process.pid ?? null, startedAt: slot.startedAt, restarts: slot.restarts, exits: slot.exits, fresh: false };
         if (worker === undefined || slot.startedAt === null) return report;
         const answer = await this.ask(worker, (id) => ({ type: 'metrics', id }), METRICS_WAIT_MS);
-        return answer?.type === 'metrics' ? { ...report, metrics: answer.metrics } : report;
+        if (answer?.type === 'metrics') slot.last = { worker, metrics: answer.metrics };
+        const metrics = slot.last?.worker === worker ? slot.last.metrics : undefined;
+        return { ...report, metrics, fresh: answer?.type === 'metrics' };
       }),
     );
   }
@@ -226,31 +254,53 @@ export class Supervisor {
     this.reloading = false;
   }
 
-  /** Checks the file once; then every worker applies it, or (when one cannot) every worker goes back. */
+  /**
+   * Checks the file once; then every worker applies it. When a worker refuses it (a new port in
+   * use), every worker goes back. A worker that does not answer is killed: its replacement starts
+   * with the configuration in force, so no worker is left running something unknown.
+   */
   private async reloadOnce(): Promise<void> {
     const loaded = loadChecked(this.file, () => this.log);
     if (loaded === undefined) return this.log.warn({ code: 'ERR_CONFIG' }, 'SIGHUP: the configuration has problems; nothing changed in any worker');
     const previous = this.loaded;
     this.loaded = { ...loaded, cli: previous.cli };
-    const answers = await this.applyEverywhere(loaded.options as ISmartProxyOptions);
-    const failed = answers.filter((a) => a.answer?.type !== 'reloaded');
-    if (failed.length > 0) {
-      // Every live worker goes back, also a replacement that started with the new options meanwhile.
-      this.loaded = previous;
-      await this.applyEverywhere(previous.options as ISmartProxyOptions);
-      const why = failed.map((a) => (a.answer?.type === 'reload-failed' ? a.answer.message : 'no answer')).join('; ');
-      return this.log.warn(`SIGHUP: reload failed in ${failed.length} worker(s) (${why}); every worker kept the previous configuration`);
-    }
+    const answers = await this.applyEverywhere(this.options, new Set());
+    if (this.isStopping()) return;
+    const refused = answers.filter((a) => a.answer?.type === 'reload-failed');
+    if (refused.length > 0) return this.rollBack(previous, refused);
+    this.killSilent(answers);
     const needsRestart = new Set(answers.flatMap((a) => (a.answer?.type === 'reloaded' ? a.answer.needsRestart : [])));
-    for (const name of cliChanges(previous.cli, loaded.cli)) needsRestart.add(name);
+    for (const name of cliChanges(previous.cli, loaded.cli, this.workersFlag)) needsRestart.add(name);
     const pending = needsRestart.size > 0 ? `; ${[...needsRestart].join(', ')} change only on restart` : '';
-    this.log.info(`SIGHUP: configuration reloaded in ${answers.length} workers (${routeCount(this.options)})${pending}`);
+    const applied = answers.filter((a) => a.answer?.type === 'reloaded').length;
+    const others = applied < this.slots.length ? '; the others start with it' : '';
+    this.log.info(`SIGHUP: configuration reloaded in ${applied} of ${this.slots.length} workers (${routeCount(this.options)})${others}${pending}`);
   }
 
-  /** Sends `options` to every worker that has its options (one still starting applies them after its start). */
-  private applyEverywhere(options: ISmartProxyOptions): Promise<Array<{ worker: Worker; answer: Answer }>> {
-    const workers = this.slots.flatMap((slot) => (slot.worker !== undefined && this.configured.has(slot.worker) ? [slot.worker] : []));
+  /** Puts `previous` back in every worker but the ones that refused the new configuration (they kept theirs). */
+  private async rollBack(previous: ILoaded, refused: IReloadAnswer[]): Promise<void> {
+    this.loaded = previous;
+    const back = await this.applyEverywhere(this.options, new Set(refused.map((a) => a.worker)));
+    if (this.isStopping()) return;
+    this.killSilent(back);
+    const reasons = [...new Set(refused.map((a) => (a.answer as { message: string }).message))].join('; ');
+    this.log.warn({ code: 'ERR_RELOAD' }, `SIGHUP: ${refused.length} of ${this.slots.length} workers could not apply the configuration (${reasons}); every worker keeps the previous one`);
+  }
+
+  /** Sends `options` to every worker that has its options but those in `skip` (one still starting gets them when ready). */
+  private applyEverywhere(options: ISmartProxyOptions, skip: ReadonlySet<Worker>): Promise<IReloadAnswer[]> {
+    const workers = this.slots.flatMap((slot) => (slot.worker !== undefined && this.configured.has(slot.worker) && !skip.has(slot.worker) ? [slot.worker] : []));
     return Promise.all(workers.map(async (worker) => ({ worker, answer: await this.ask(worker, (id) => ({ type: 'reload', id, options }), RELOAD_WAIT_MS) })));
+  }
+
+  /** Kills the workers that did not answer a reload, or could not go back: they are replaced with the configuration in force. */
+  private killSilent(answers: IReloadAnswer[]): void {
+    for (const { worker, answer } of answers) {
+      if (answer?.type === 'reloaded' || worker.isDead()) continue;
+      const slot = this.slots.find((s) => s.worker === worker);
+      this.log.warn({ worker: slot?.n }, `worker ${slot?.n} (pid ${worker.process.pid}) ${answer === undefined ? `did not answer a reload within ${RELOAD_WAIT_MS / 1000} s` : 'could not go back to the previous configuration'}: killing it, its replacement starts with the configuration in force`);
+      worker.process.kill('SIGKILL');
+    }
   }
 
   onStopSignal(signal: string): void {

@@ -16,18 +16,23 @@ export interface IWorkerReport {
   startedAt: number | null;
   /** Replacements started in this slot after a worker died. */
   restarts: number;
-  /** The worker's metrics; undefined when it is down or did not answer in time. */
+  /** Workers of this slot that exited unasked (a crash loop shows here while `restarts` stands still). */
+  exits: number;
+  /** The worker's metrics: this scrape's, or (when it did not answer in time) the last it gave; undefined when it is down. */
   metrics?: ISmartProxyMetrics;
+  /** Whether `metrics` are this scrape's. */
+  fresh: boolean;
 }
 
 /** The per-worker lines of /stats: who answered, and its connections. */
 function workerRows(reports: IWorkerReport[]): object[] {
-  return reports.map(({ worker, pid, startedAt, restarts, metrics }) => ({
+  return reports.map(({ worker, pid, startedAt, restarts, exits, metrics, fresh }) => ({
     worker,
     pid,
-    up: metrics !== undefined,
+    up: fresh,
     startedAt,
     restarts,
+    exits,
     connections: metrics === undefined ? null : { active: metrics.connections.active, total: metrics.connections.total },
   }));
 }
@@ -37,8 +42,9 @@ function workerFamilies(reports: IWorkerReport[]): string {
   const per = (value: (m: ISmartProxyMetrics) => number): PrometheusSample[] =>
     reports.flatMap((r): PrometheusSample[] => (r.metrics === undefined ? [] : [[{ worker: String(r.worker) }, value(r.metrics)]]));
   out.single('workers', 'gauge', 'Worker processes configured.', reports.length);
-  out.single('workers_up', 'gauge', 'Workers that answered this scrape (the sums cover these).', reports.filter((r) => r.metrics !== undefined).length);
+  out.single('workers_up', 'gauge', 'Workers that answered this scrape (the sums take the last answer of the others still running).', reports.filter((r) => r.fresh).length);
   out.family('worker_restarts_total', 'counter', 'Workers started to replace one that died, per slot.', reports.map((r): PrometheusSample => [{ worker: String(r.worker) }, r.restarts]));
+  out.family('worker_exits_total', 'counter', 'Workers that exited unasked (crashes, kills, failed starts), per slot.', reports.map((r): PrometheusSample => [{ worker: String(r.worker) }, r.exits]));
   out.family('worker_connections_active', 'gauge', 'Open TCP connections, per worker.', per((m) => m.connections.active));
   out.family('worker_connections_total', 'counter', 'TCP connections accepted, per worker (restarts from 0 with a replacement).', per((m) => m.connections.total));
   return out.text();

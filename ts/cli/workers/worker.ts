@@ -3,15 +3,13 @@
  * Its listeners go through node:cluster, so every worker serves the same ports. It never reads the
  * configuration file and never reloads on its own: the supervisor checks once and tells all.
  */
+import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { ISmartProxyOptions } from '../../proxies/smart-proxy/models/interfaces.js';
 import { SmartProxy } from '../../proxies/smart-proxy/smart-proxy.js';
 import { logTraffic } from '../events-log.js';
 import { createLogger } from '../log.js';
 import { type FromWorker, optionsForSlot, type ToWorker, WORKER_SLOT_ENV } from './messages.js';
-
-/** After its proxy stopped, a worker leaves; this long at most, if something still holds the event loop. */
-const EXIT_GRACE_MS = 2000;
 
 function send(message: FromWorker): void {
   // The channel is gone when the supervisor died: there is nobody to tell.
@@ -31,7 +29,7 @@ class WorkerProcess {
     if (message.type === 'start') this.start(message.options, message.log);
     else if (message.type === 'reload') void this.reload(message.id, message.options);
     else if (message.type === 'metrics') this.metrics(message.id);
-    else if (message.type === 'stop') void this.stop('the supervisor');
+    else if (message.type === 'stop') void this.stop('the supervisor', false);
   }
 
   /** Builds the proxy at once (a reload that follows is queued behind its start), then listens. */
@@ -56,7 +54,7 @@ class WorkerProcess {
   private cannotStart(err: Error): void {
     send({ type: 'start-failed', message: err.message, code: (err as { code?: string }).code });
     process.exitCode = 1;
-    void this.stop('a failed start');
+    void this.stop('a failed start', false);
   }
 
   private async reload(id: number, options: ISmartProxyOptions): Promise<void> {
@@ -72,10 +70,13 @@ class WorkerProcess {
     if (this.proxy !== undefined) send({ type: 'metrics', id, metrics: this.proxy.getMetrics() });
   }
 
-  /** Drains (the proxy's gracefulShutdownTimeout), then leaves; a second signal leaves at once. */
-  async stop(by: string): Promise<void> {
+  /**
+   * Drains (the proxy's gracefulShutdownTimeout), then exits with the code that says how it went
+   * (the supervisor reads it); a second signal exits at once.
+   */
+  async stop(by: string, signal: boolean): Promise<void> {
     if (this.stopping) {
-      if (by.startsWith('SIG')) process.exit(1);
+      if (signal) process.exit(1);
       return;
     }
     this.stopping = true;
@@ -86,8 +87,7 @@ class WorkerProcess {
       process.exitCode = 1;
     }
     this.log.debug(`stopped (asked by ${by})`);
-    if (process.connected) process.disconnect();
-    setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
+    process.exit();
   }
 }
 
@@ -97,10 +97,13 @@ export function runWorker(): void {
   process.on('message', (message) => worker.onMessage(message as ToWorker));
   // A terminal's signals reach the whole process group: SIGINT/SIGTERM drain here as the
   // supervisor will ask anyway, and SIGHUP is the supervisor's to act on (checked once, for all).
-  process.on('SIGINT', () => void worker.stop('SIGINT'));
-  process.on('SIGTERM', () => void worker.stop('SIGTERM'));
+  process.on('SIGINT', () => void worker.stop('SIGINT', true));
+  process.on('SIGTERM', () => void worker.stop('SIGTERM', true));
   process.on('SIGHUP', () => undefined);
-  // The supervisor is gone (killed): nobody would restart or stop this worker, so it stops.
-  process.on('disconnect', () => void worker.stop('the supervisor leaving'));
+  // The supervisor is gone (killed): nobody would restart or stop this worker, so it drains and
+  // leaves. node:cluster's own handler would exit at once, cutting every connection, unless the
+  // worker counts as leaving on purpose; with round-robin nothing new arrives meanwhile.
+  (cluster.worker as Worker).exitedAfterDisconnect = true;
+  process.on('disconnect', () => void worker.stop('the supervisor leaving', false));
   send({ type: 'ready' });
 }
