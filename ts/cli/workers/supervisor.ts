@@ -3,8 +3,8 @@
  * configuration, runs N workers that each run a SmartProxy on the same ports, replaces a worker
  * that dies (with backoff), and turns signals into orders for all: SIGHUP reloads a checked
  * configuration everywhere or nowhere, SIGTERM/SIGINT drain every worker. It serves no proxy
- * traffic itself; under round-robin scheduling node:cluster accepts connections here and hands
- * them to the workers, which is all the supervisor does with them.
+ * traffic itself: workers accept on the shared listening sockets (under round-robin scheduling,
+ * chosen with NODE_CLUSTER_SCHED_POLICY=rr, node:cluster accepts here and hands connections on).
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Server } from 'node:http';
@@ -75,6 +75,10 @@ export class Supervisor {
     private readonly workersFlag: boolean,
   ) {
     this.slots = Array.from({ length: count }, (_, i) => ({ n: i + 1, startedAt: null, restarts: 0, exits: 0, quickDeaths: 0 }));
+    // Workers accept on the shared socket unless Node's own variable says otherwise: round-robin
+    // makes this process accept and pass on every connection, which cost about 170 µs of CPU per
+    // connection here and made two workers slower than one (readme.hints.md, "Workers").
+    if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.on('message', (worker, message: FromWorker) => this.onWorkerMessage(worker, message));
     cluster.on('exit', (worker, code, signal) => this.onWorkerExit(worker, code, signal));
   }
