@@ -154,6 +154,7 @@ describe('smartproxy --workers 2 behind HAProxy (PROXY v2 in, v2 out)', { skip: 
       }
     });
     for (const { sent, got } of results) assert.deepEqual(got, sent, 'the backend saw the client HAProxy saw');
+    assert.match(run.output(), /starting 2 workers \(scheduling: shared sockets\)/, 'workers accept on the shared socket by default');
     const after = await stats(metricsPort);
     const taken = after.workers.map((w, i) => (w.connections?.total ?? 0) - (before.workers[i].connections?.total ?? 0));
     assert.equal(taken.length, 2);
