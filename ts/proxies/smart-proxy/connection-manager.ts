@@ -147,7 +147,7 @@ export class Connection implements IConnectionRecord {
   }
 }
 
-function emptyProxyStats(): IProxyProtocolStatistics {
+export function emptyProxyStats(): IProxyProtocolStatistics {
   return {
     acceptedV1: 0,
     acceptedV2: 0,

@@ -2,7 +2,10 @@
  * sumMetrics(): the getMetrics() of several SmartProxy instances (the CLI's workers, or processes
  * of a user's own cluster) as one, so that one /metrics or /stats shows the whole service.
  */
+import { emptyProxyStats } from './connection-manager.js';
 import type { ISmartProxyMetrics } from './metrics.js';
+import { HttpState } from './stages/http/state.js';
+import { emptyUdpStatistics } from './udp/udp-proxy.js';
 
 type Tree = { [key: string]: number | Tree };
 
@@ -39,7 +42,7 @@ export function sumMetrics(list: readonly ISmartProxyMetrics[], topClients = 10)
     for (const { ip, active } of top) clients.set(ip, (clients.get(ip) ?? 0) + active);
     addInto(total, { ...counts, connections: connectionCounts, udp: udpCounts } as unknown as Tree);
   }
-  const sum = structuredClone(EMPTY);
+  const sum = idleMetrics();
   Object.assign(sum, total);
   sum.time = list.length === 0 ? Date.now() : time;
   sum.listeningPorts = [...ports].sort((a, b) => a - b);
@@ -53,38 +56,20 @@ export function sumMetrics(list: readonly ISmartProxyMetrics[], topClients = 10)
 
 const zeroBytes = () => ({ fromClients: 0, toClients: 0 });
 
-/** The shape of an idle proxy's metrics: what sums start from when no proxy answered. */
-const EMPTY: ISmartProxyMetrics = {
-  time: 0,
-  listeningPorts: [],
-  connections: { active: 0, total: 0, rejected: 0, goneBeforeAccept: 0, byRoute: {}, topClients: [] },
-  rejections: {},
-  bytes: { ...zeroBytes(), byRoute: {} },
-  throughput: { instant: zeroBytes(), lastMinute: zeroBytes(), byRoute: {} },
-  proxyProtocol: {
-    acceptedV1: 0,
-    acceptedV2: 0,
-    local: 0,
-    unknown: 0,
-    rejected: {},
-    spoofing: 0,
-    timeouts: 0,
-    sent: 0,
-    ignored: 0,
-    byPolicy: { require: 0, use: 0, ignore: 0, reject: 0, skip: 0 },
-    byVersion: { v1: 0, v2: 0 },
-  },
-  http: { requests: 0, upgrades: 0, h2Sessions: 0, byRoute: {}, answered: {} },
-  udp: {
+/**
+ * An idle proxy's metrics: what sums start from. The PROXY, HTTP and UDP parts come from the
+ * counters' own starting values, so a counter added there is summed without a change here.
+ */
+function idleMetrics(): ISmartProxyMetrics {
+  return {
+    time: 0,
     listeningPorts: [],
-    activeSessions: 0,
-    totalSessions: 0,
-    datagramsToBackends: 0,
-    bytesToBackends: 0,
-    datagramsToClients: 0,
-    bytesToClients: 0,
-    headersReceived: 0,
-    headersSent: 0,
-    dropped: {},
-  },
-};
+    connections: { active: 0, total: 0, rejected: 0, goneBeforeAccept: 0, byRoute: {}, topClients: [] },
+    rejections: {},
+    bytes: { ...zeroBytes(), byRoute: {} },
+    throughput: { instant: zeroBytes(), lastMinute: zeroBytes(), byRoute: {} },
+    proxyProtocol: emptyProxyStats(),
+    http: new HttpState().snapshot(),
+    udp: { listeningPorts: [], activeSessions: 0, ...emptyUdpStatistics() },
+  };
+}

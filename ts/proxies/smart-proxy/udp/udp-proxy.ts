@@ -16,7 +16,7 @@ const SWEEP_MIN_MS = 20;
 const SWEEP_MAX_MS = 1000;
 const SWEEP_DIVISOR = 10;
 
-function emptyStatistics(): Omit<IUdpStatistics, 'listeningPorts' | 'activeSessions'> {
+export function emptyUdpStatistics(): Omit<IUdpStatistics, 'listeningPorts' | 'activeSessions'> {
   return { totalSessions: 0, datagramsToBackends: 0, bytesToBackends: 0, datagramsToClients: 0, bytesToClients: 0, headersReceived: 0, headersSent: 0, dropped: {} };
 }
 
@@ -26,7 +26,7 @@ export class UdpProxy implements IUdpHost {
   tick = 0;
   private readonly perIP = new Map<string, number>();
   private readonly perRoute = new Map<IResolvedRoute, number>();
-  private readonly counts = emptyStatistics();
+  private readonly counts = emptyUdpStatistics();
   private sweepTimer: NodeJS.Timeout | null = null;
   private sweepMs = SWEEP_MAX_MS;
   private nextId = 0;
