@@ -13,6 +13,7 @@ import { SmartProxy } from '../proxies/smart-proxy/smart-proxy.js';
 import { cliChanges, EXIT_CONFIG, EXIT_RUNTIME, loadChecked, report, routeCount, workerCount } from './checked-config.js';
 import { allProblems, type ILoaded, loadConfig, problemLines, type WorkerCount } from './config-file.js';
 import { logTraffic } from './events-log.js';
+import { Reloads, type ServiceState } from './reloads.js';
 import { createLogger, stderr } from './log.js';
 import { openMetricsEndpoint, proxyMetricsSource, stopMetricsEndpoint } from './metrics-endpoint.js';
 import { Supervisor } from './workers/supervisor.js';
@@ -27,12 +28,11 @@ async function yieldToSignals(): Promise<void> {
 }
 
 export class Service {
-  private state: 'starting' | 'running' | 'stopping' = 'starting';
+  private state: ServiceState = 'starting';
   private proxy: SmartProxy | undefined;
   /** The /metrics and /stats endpoint, when the file has a `metrics` section. */
   private metrics: Server | undefined;
-  private reloadWanted = false;
-  private reloading = false;
+  private readonly reloads = new Reloads(() => this.state, () => this.log, () => this.reloadOnce());
 
   /** The settings the service started with (the file is read again on SIGHUP). */
   private loaded: ILoaded | undefined;
@@ -64,10 +64,7 @@ export class Service {
 
   private onReloadSignal(): void {
     if (this.supervisor !== undefined) return this.supervisor.onReloadSignal();
-    if (this.state === 'stopping') return this.log.info('SIGHUP while stopping: ignored');
-    this.reloadWanted = true;
-    if (this.state === 'starting') return this.log.info('SIGHUP during start-up: the configuration is read again once started');
-    if (!this.reloading) void this.reload();
+    this.reloads.signal();
   }
 
   private onStopSignal(signal: string): void {
@@ -124,14 +121,14 @@ export class Service {
     if (!(await this.serveMetrics(proxy)) || this.stopping()) return this.shutdown();
     this.state = 'running';
     this.log.info(`started with ${routeCount(proxy.options)}`);
-    if (this.reloadWanted) void this.reload();
+    this.reloads.started();
   }
 
   /** Hands signals and the rest of the start to a supervisor of workers. */
   private supervise(loaded: ILoaded): Promise<void> {
     const supervisor = new Supervisor(this.file, workerCount(this.workers ?? loaded.cli.workers), this.levelOverride, this.log, loaded, this.workers !== undefined);
     this.supervisor = supervisor;
-    if (this.reloadWanted) supervisor.onReloadSignal();
+    if (this.reloads.wanted) supervisor.onReloadSignal();
     return supervisor.start();
   }
 
@@ -150,16 +147,6 @@ export class Service {
     proxy.on('listening', (port: number) => this.log.info(`listening on ${proxy.options.listenAddress ?? '*'}:${port}`));
     proxy.on('warning', (message: string) => this.log.warn(`warning: ${message}`));
     logTraffic(proxy, this.log);
-  }
-
-  /** Applies the file again, as often as SIGHUP asked while a reload ran; never two at once. */
-  private async reload(): Promise<void> {
-    this.reloading = true;
-    while (this.reloadWanted && this.state === 'running') {
-      this.reloadWanted = false;
-      await this.reloadOnce();
-    }
-    this.reloading = false;
   }
 
   private async reloadOnce(): Promise<void> {

@@ -14,6 +14,7 @@ import { type ILoaded } from '../config-file.js';
 import { openMetricsEndpoint, stopMetricsEndpoint } from '../metrics-endpoint.js';
 import type { ISmartProxyMetrics } from '../../proxies/smart-proxy/metrics.js';
 import { cliChanges, EXIT_RUNTIME, loadChecked, routeCount } from '../checked-config.js';
+import { Reloads, type ServiceState } from '../reloads.js';
 import { type FromWorker, type ToWorker, WORKER_SLOT_ENV } from './messages.js';
 import { type IWorkerReport, workersMetricsSource } from './worker-metrics.js';
 
@@ -53,15 +54,16 @@ interface IReloadAnswer {
 }
 
 export class Supervisor {
-  private state: 'starting' | 'running' | 'stopping' = 'starting';
+  private state: ServiceState = 'starting';
   private readonly slots: ISlot[];
   private metrics: Server | undefined;
+  /** The round of metrics questions in flight, if any (see collect). */
+  private collecting: Promise<IWorkerReport[]> | undefined;
   private readonly waiting = new Map<number, { worker: Worker; resolve: (answer: Answer) => void }>();
   private nextId = 1;
   /** Workers that got their options: a reload goes to these (the others get the new options when ready). */
   private readonly configured = new WeakSet<Worker>();
-  private reloadWanted = false;
-  private reloading = false;
+  private readonly reloads = new Reloads(() => this.state, () => this.log, () => this.reloadOnce());
   private stopDeadline: NodeJS.Timeout | undefined;
 
   /** `loaded`: the checked configuration; `log` follows its settings. */
@@ -98,7 +100,7 @@ export class Supervisor {
     if (this.isStopping()) return;
     this.state = 'running';
     this.log.info(`started with ${routeCount(this.options)} in ${this.slots.length} workers`);
-    if (this.reloadWanted) void this.reload();
+    this.reloads.started();
   }
 
   /** A signal may have changed the state during any await. */
@@ -225,10 +227,19 @@ export class Supervisor {
   }
 
   /**
+   * Scrapes that arrive while one is asking the workers share its answers, so a flood of
+   * scrapers costs the workers one round of questions at a time, not one per request.
+   */
+  private collect(): Promise<IWorkerReport[]> {
+    this.collecting ??= this.askEveryWorker().finally(() => (this.collecting = undefined));
+    return this.collecting;
+  }
+
+  /**
    * Every slot, with its worker's metrics: fresh when it answered in time, else the last it gave
    * (so a slow worker does not make the sums drop, which Prometheus would read as a reset).
    */
-  private collect(): Promise<IWorkerReport[]> {
+  private askEveryWorker(): Promise<IWorkerReport[]> {
     return Promise.all(
       this.slots.map(async (slot): Promise<IWorkerReport> => {
         const worker = slot.worker;
@@ -243,19 +254,7 @@ export class Supervisor {
   }
 
   onReloadSignal(): void {
-    if (this.state === 'stopping') return this.log.info('SIGHUP while stopping: ignored');
-    this.reloadWanted = true;
-    if (this.state === 'starting') return this.log.info('SIGHUP during start-up: the configuration is read again once started');
-    if (!this.reloading) void this.reload();
-  }
-
-  private async reload(): Promise<void> {
-    this.reloading = true;
-    while (this.reloadWanted && this.state === 'running') {
-      this.reloadWanted = false;
-      await this.reloadOnce();
-    }
-    this.reloading = false;
+    this.reloads.signal();
   }
 
   /**
