@@ -194,7 +194,7 @@ export class Supervisor {
       return this.finishStopIfDone();
     }
     // A death before its start is the start's failure (see fork); after it, the worker is replaced.
-    if (slot.startedAt === null && this.state === 'starting') return;
+    if (slot.startedAt === null && this.state === 'starting') return this.log.info({ worker: slot.n }, `worker ${slot.n} (pid ${worker.process.pid}) exited (${how}) before listening`);
     slot.exits++;
     const delay = this.restartDelay(slot);
     this.log.warn({ worker: slot.n, pid: worker.process.pid, code: 'WORKER_EXIT' }, `worker ${slot.n} (pid ${worker.process.pid}) exited (${how}); replacing it in ${delay} ms`);
